@@ -1,0 +1,67 @@
+"""Render docs/model_card.md from the model's card JSON and two `python -m fer.evaluate --json` outputs.
+
+    python -m fer.evaluate --data data/fer2013/test --json docs/eval/test.json --cm docs/eval/confusion_matrix.png
+    python -m fer.evaluate --data data/fer2013/test --tta --json docs/eval/test_tta.json --cm docs/eval/confusion_matrix_tta.png
+    python benchmarks/render_model_card.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fer.predict import DEFAULT_MODEL  # noqa: E402
+
+
+def main() -> None:
+    card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    plain = json.loads((ROOT / "docs/eval/test.json").read_text())
+    tta = json.loads((ROOT / "docs/eval/test_tta.json").read_text())
+    rel = DEFAULT_MODEL.relative_to(ROOT)
+    rows = "\n".join(f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1-score']:.3f} | {m['support']} |"
+                     for c, m in plain["per_class"].items())
+    v = card["versions"]
+    text = f"""# Model card: `{rel}`
+
+| | |
+|---|---|
+| architecture | timm `{card['arch']}`, ImageNet weights `{card['pretrained']}`, grey input (`in_chans=1`), fastai head |
+| input | {card['input_size']}×{card['input_size']} grey (a 48×48 face upsampled), normalised mean {card['normalisation']['mean']:.3f} / std {card['normalisation']['std']:.3f} |
+| classes | {', '.join(card['classes'])} |
+| file size | {DEFAULT_MODEL.stat().st_size / 1e6:.1f} MB |
+| training data | FER-2013 Training split ({card['data'].get('csv')}, sha256 `{card['data'].get('sha256')}`) |
+| model selection | PublicTest (valid) accuracy {card['valid_accuracy']:.4f}, best epoch: {card['best_epoch']} |
+| recipe | {card['epochs']['frozen']} frozen + {card['epochs']['unfrozen']} unfrozen epochs (fastai `fine_tune` schedule, one-cycle), batch {card['batch_size']}, lr {card['lr']:g} (head lr/2, backbone lr/2/{card.get('lr_mult', 5):g}), label smoothing {card['label_smoothing']}, `aug_transforms` |
+| training wall time | {card['training_seconds'] / 60:.0f} min on 2 CPU cores (sum of epoch times) |
+| versions | python {v['python']}, torch {v['torch']}, fastai {v['fastai']}, timm {v['timm']} |
+| command | `{card['command']}` |
+
+## FER-2013 PrivateTest (3,589 faces, measured once, never used for choices)
+
+| | accuracy | macro-F1 | reproduce |
+|---|---|---|---|
+| plain | **{plain['accuracy']:.2%}** | {plain['macro_f1']:.4f} | `python -m fer.evaluate --data data/fer2013/test` |
+| flip TTA | **{tta['accuracy']:.2%}** | {tta['macro_f1']:.4f} | `python -m fer.evaluate --data data/fer2013/test --tta` |
+
+The same figures from the CSV directly: `python -m fer.evaluate --data ../shared/data/fer2013.csv.gz [--tta]`.
+
+Per class (plain):
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+
+![confusion matrix](eval/confusion_matrix.png)
+
+Figures: [`eval/test.json`](eval/test.json), [`eval/test_tta.json`](eval/test_tta.json).
+"""
+    (ROOT / "docs/model_card.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Evaluate an exported learner on labelled faces.
+
+    python -m fer.evaluate --model exports/fer2013_effnet_lite0.pkl --data data/fer2013/test
+    python -m fer.evaluate --model exports/fer2013_effnet_lite0.pkl --data ../shared/data/fer2013.csv.gz --tta
+
+DATA is a class-per-folder tree (``DATA/<class>/*.png``), a folder of images whose names start with
+their class (``happy_001.jpg``), or a FER-2013 CSV (its PrivateTest rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fer.images import ImageError, load_image
+from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class LabelledFaces:
+    faces: list[np.ndarray]
+    labels: list[str]
+    source: str
+    skipped: list[str]
+
+
+def label_from_path(path: Path, classes: Sequence[str]) -> str | None:
+    """The class of an image: its folder's name, or the start of its file name (``happy_01.jpg``)."""
+    if path.parent.name in classes:
+        return path.parent.name
+    stem = path.stem.lower()
+    return next((c for c in sorted(classes, key=len, reverse=True) if stem.startswith(c)), None)
+
+
+def load_folder(folder: Path, classes: Sequence[str]) -> LabelledFaces:
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        raise ValueError(f"{folder} holds whole splits; pass one of them, e.g. {folder / 'test'}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    faces, labels, skipped = [], [], []
+    for path in files:
+        label = label_from_path(path, classes)
+        if label is None:
+            skipped.append(f"{path}: no class in its folder or file name")
+            continue
+        try:
+            faces.append(load_image(path, name=str(path)))
+        except ImageError as e:
+            skipped.append(str(e))
+            continue
+        labels.append(label)
+    return LabelledFaces(faces, labels, str(folder), skipped)
+
+
+def load_csv(path: Path, usage: str = "PrivateTest") -> LabelledFaces:
+    from fer.dataset import read_rows
+    from fer.labels import FER2013_CLASSES
+
+    rows = [r for r in read_rows(path) if r.usage == usage]
+    return LabelledFaces([r.pixels for r in rows], [FER2013_CLASSES[r.label] for r in rows], f"{path} ({usage})", [])
+
+
+def load_labelled(data: str | Path, classes: Sequence[str]) -> LabelledFaces:
+    data = Path(data)
+    if data.is_dir():
+        found = load_folder(data, classes)
+    elif data.is_file():
+        found = load_csv(data)
+    else:
+        raise FileNotFoundError(f"{data}: no such folder or CSV")
+    if not found.faces:
+        raise ValueError(f"{data}: no labelled images found (expected <class>/*.png or class-prefixed names; "
+                         f"classes: {', '.join(classes)})")
+    return found
+
+
+def metrics(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+    classes = list(classes)
+    report = classification_report(y_true, y_pred, labels=classes, output_dict=True, zero_division=0)
+    return {
+        "accuracy": float(np.mean(np.array(y_true) == np.array(y_pred))),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        "per_class": {c: {k: round(float(report[c][k]), 4) for k in ("precision", "recall", "f1-score")}
+                      | {"support": int(report[c]["support"])} for c in classes},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+        "classes": classes,
+        "n": len(y_true),
+    }
+
+
+def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(result["confusion_matrix"])
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    classes = result["classes"]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{norm[i, j]:.0%}\n{cm[i, j]}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def evaluate(predictor: FacePredictor, data: str | Path, tta: bool = False) -> dict:
+    """Classify every labelled face in ``data`` (batched) and compute the metrics."""
+    found = load_labelled(data, predictor.classes)
+    start = time.perf_counter()
+    probs = predictor.predict_proba(found.faces, tta=tta)
+    seconds = time.perf_counter() - start
+    predicted = [predictor.classes[i] for i in probs.argmax(axis=1)]
+    result = metrics(found.labels, predicted, predictor.classes)
+    result.update(data=found.source, tta=tta, seconds=round(seconds, 2), skipped=found.skipped)
+    return result
+
+
+def format_report(result: dict) -> str:
+    lines = [f"{result['data']}: {result['n']} images{' (flip TTA)' if result['tta'] else ''}, "
+             f"{result['seconds']:.1f} s",
+             f"accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}", "",
+             f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
+    for c, m in result["per_class"].items():
+        lines.append(f"{c:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1-score']:>7.3f} {m['support']:>8}")
+    if result["skipped"]:
+        lines.append(f"\nskipped {len(result['skipped'])} file(s), e.g. {result['skipped'][0]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl)")
+    p.add_argument("--data", required=True, help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
+    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--json", help="write the figures as JSON here")
+    p.add_argument("--cm", help="confusion-matrix PNG (default: confusion_matrix.png beside --json, or ./)")
+    args = p.parse_args(argv)
+    try:
+        predictor = FacePredictor.load(args.model)
+        result = evaluate(predictor, args.data, tta=args.tta)
+    except (ModelLoadError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result["model"] = str(args.model)
+    print(format_report(result))
+    cm_path = Path(args.cm or (Path(args.json).with_suffix(".cm.png") if args.json else "confusion_matrix.png"))
+    plot_confusion(result, cm_path, f"{Path(args.model).name} on {Path(result['data']).name}"
+                   f"{' + TTA' if args.tta else ''}: accuracy {result['accuracy']:.1%}")
+    print(f"\nconfusion matrix: {cm_path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"figures: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Fine-tune a timm backbone on a FER image folder and export the learner.
+
+    python -m fer.finetune --data data/fer2013 --arch tf_efficientnet_lite0 \\
+        --weights ../shared/weights/tf_efficientnet_lite0.in1k.safetensors --size 80 --epochs 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from fer.learner import (
+    HISTORY, build_learner, export_learner, face_dataloaders, fine_tune, package_versions, pretrained_cfg,
+    read_state, timestamp,
+)
+from fer.preprocess import grey_stats
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m fer.finetune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="folder with train/ and valid/ (data_scripts/prepare_fer2013.py)")
+    p.add_argument("--arch", default="tf_efficientnet_lite0", help="any timm architecture name")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--weights", help="local pretrained weights file for the backbone (timm key names)")
+    weights.add_argument("--no-pretrained", action="store_true", help="train from scratch")
+    p.add_argument("--size", type=int, default=80, help="model input size (faces are 48 px, upsampled)")
+    p.add_argument("--epochs", type=int, default=25, help="epochs with all layers unfrozen")
+    p.add_argument("--freeze-epochs", type=int, default=1, help="epochs training only the new head first")
+    p.add_argument("--bs", type=int, default=64)
+    p.add_argument("--lr", type=float, help="learning rate; without it the lr finder picks one")
+    p.add_argument("--lr-mult", type=float, default=5.0,
+                   help="the backbone trains at lr/2/lr_mult, the head at lr/2 (fastai fine_tune's lr_mult)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--no-augment", action="store_true", help="turn off flip/rotate/zoom/warp/lighting")
+    p.add_argument("--out", default="exports/fer_model.pkl", help="exported learner (.pkl); a .json card goes beside")
+    p.add_argument("--run-dir", help="checkpoints, logs and plots (default: runs/<out name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --run-dir")
+    p.add_argument("--seed", type=int, default=42)
+    return p.parse_args(argv)
+
+
+def save_lr_find(learn, path: Path) -> float:
+    """Run fastai's lr finder, save its plot, return the suggested (valley) learning rate."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from fastai.callback.schedule import valley
+
+    suggestion = learn.lr_find(suggest_funcs=(valley,), show_plot=True)
+    plt.gcf().savefig(path, dpi=100)
+    plt.close("all")
+    return float(suggestion.valley)
+
+
+def plot_history(history_csv: Path, path: Path) -> None:
+    """Training curves (losses and valid accuracy per epoch) from the run's CSV log."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    h = pd.read_csv(history_csv)
+    x = range(1, len(h) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(x, h.train_loss, label="train loss")
+    ax1.plot(x, h.valid_loss, label="valid loss")
+    ax1.set_xlabel("epoch")
+    ax1.legend()
+    ax2.plot(x, h.accuracy, color="C2")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("valid accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from fastai.torch_core import set_seed
+
+    set_seed(args.seed)
+    out = Path(args.out)
+    run_dir = Path(args.run_dir or Path("runs") / out.stem)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.json"
+    if args.resume and config_path.exists():
+        saved = json.loads(config_path.read_text())
+        args.lr = args.lr or saved.get("lr")
+    try:
+        cfg = pretrained_cfg(args.arch)
+        stats = grey_stats(cfg if not args.no_pretrained else None)
+        dls = face_dataloaders(args.data, args.size, stats, bs=args.bs, augment=not args.no_augment)
+        learn = build_learner(dls, args.arch, pretrained=not args.no_pretrained, weights=args.weights,
+                              label_smoothing=args.label_smoothing, path=run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.arch}: {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, classes {list(dls.vocab)}")
+
+    start = time.perf_counter()
+    if args.lr is None:
+        args.lr = save_lr_find(learn, run_dir / "lr_find.png")
+        print(f"lr finder suggests {args.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
+    config_path.write_text(json.dumps(vars(args), indent=2))
+    try:
+        fine_tune(learn, args.epochs, args.lr, args.freeze_epochs, run_dir, resume=args.resume, lr_mult=args.lr_mult)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    plot_history(run_dir / HISTORY, run_dir / "training_curves.png")
+
+    state = read_state(run_dir)
+    import pandas as pd
+    train_seconds = float(pd.read_csv(run_dir / HISTORY).seconds.sum())
+    source = Path(args.data) / "source.json"
+    card = {
+        "arch": args.arch, "input_size": args.size, "channels": 1, "classes": list(dls.vocab),
+        "normalisation": {"mean": stats[0], "std": stats[1]},
+        "pretrained": "none" if args.no_pretrained else (Path(args.weights).name if args.weights else "timm hub"),
+        "epochs": {"frozen": args.freeze_epochs, "unfrozen": args.epochs}, "batch_size": args.bs, "lr": args.lr, "lr_mult": args.lr_mult,
+        "label_smoothing": args.label_smoothing, "augment": not args.no_augment,
+        "valid_accuracy": state.get("best_accuracy"), "best_epoch": state.get("best_epoch"),
+        "training_seconds": round(train_seconds, 1),
+        "data": json.loads(source.read_text()) if source.exists() else {"folder": str(args.data)},
+        "versions": package_versions(), "exported": timestamp(),
+        "command": "python -m fer.finetune " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    path = export_learner(learn, out, card)
+    print(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); "
+          f"training {train_seconds / 60:.1f} min; exported {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Reading user images safely: any file a user may upload → an RGB uint8 array of bounded size."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Longest side an image is brought down to before detection (bounds memory and time).
+MAX_SIDE = 1920
+#: Refuse files whose header claims more pixels than this (decompression bombs).
+MAX_PIXELS = 100_000_000
+#: Smallest side that can hold a detectable face.
+MIN_SIDE = 16
+
+
+class ImageError(ValueError):
+    """An input image cannot be used; the message says what is wrong with it."""
+
+
+def load_image(source: str | Path | bytes, name: str | None = None, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Decode a file or bytes into an RGB uint8 array, downscaled so its longest side is ≤ ``max_side``.
+
+    Handles grey, 16-bit, palette, CMYK, RGBA (composited on white), EXIF rotation and animated
+    images (first frame). Raises :class:`ImageError` naming the problem for anything else.
+    """
+    label = name or (Path(source).name if isinstance(source, (str, Path)) else "image")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{label}: no such file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{label}: the file is empty")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+        if not data:
+            raise ImageError(f"{label}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(f"{label}: {image.width}×{image.height} is too large "
+                                 f"(over {MAX_PIXELS // 1_000_000} megapixels)")
+            image.seek(0)  # first frame of an animation
+            if max(image.size) > 2 * max_side and image.format == "JPEG":
+                image.draft("RGB", (max_side, max_side))  # decode huge JPEGs at reduced scale
+            image = ImageOps.exif_transpose(image)
+            rgb = to_rgb(image)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not an image file this app can read (unknown format, or corrupt data)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{label}: too large to decode safely ({_short(e)})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageError(f"{label}: the image data is corrupt or truncated ({_short(e)})") from None
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{label}: {rgb.shape[1]}×{rgb.shape[0]} is too small to hold a face (min {MIN_SIDE} px)")
+    return downscale(rgb, max_side)
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode → RGB uint8 (16-bit scaled, alpha composited on white)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        lo, hi = float(array.min()), float(array.max())
+        grey = np.zeros(array.shape, np.uint8) if hi == lo else ((array - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def downscale(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Shrink (never enlarge) so the longest side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def as_rgb_frame(frame: np.ndarray | None) -> np.ndarray | None:
+    """A streamed frame (RGB, RGBA or grey; any dtype) → RGB uint8, or None if unusable."""
+    if frame is None:
+        return None
+    frame = np.asarray(frame)
+    if frame.size == 0 or frame.ndim not in (2, 3) or min(frame.shape[:2]) < MIN_SIDE:
+        return None
+    if frame.dtype != np.uint8:
+        values = np.nan_to_num(frame.astype(np.float64))
+        top = values.max()
+        scale = 255.0 if frame.dtype.kind == "f" and top <= 1.0 else (255.0 / top if top > 255 else 1.0)
+        frame = np.clip(values * scale, 0, 255).astype(np.uint8)
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
+    if frame.shape[2] == 1:
+        return cv2.cvtColor(frame[..., 0], cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] != 3:
+        return None
+    return np.ascontiguousarray(frame)
+
+
+def _short(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) < 120 else text[:117] + "..."

@@ -1,0 +1,235 @@
+"""fastai DataBlock + timm backbone: data loaders, learner, checkpoints and export."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from fastai.vision.all import (
+    Callback, CategoryBlock, DataBlock, DataLoaders, GrandparentSplitter, ImageBlock, Learner,
+    LabelSmoothingCrossEntropyFlat, PILImageBW, accuracy, get_image_files, load_learner, parent_label,
+    vision_learner,
+)
+from fastai.learner import load_model, save_model
+
+from fer import preprocess
+from fer.labels import FERPLUS_CLASSES
+
+CHECKPOINT_STATE = "checkpoint.json"
+HISTORY = "history.csv"
+
+
+# --------------------------------------------------------------------------- backbone
+
+def timm_kwargs(weights: str | Path | None) -> dict:
+    """Extra ``timm.create_model`` arguments: a local pretrained file through ``pretrained_cfg_overlay``."""
+    if weights is None:
+        return {}
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"--weights {weights}: no such file")
+    return {"pretrained_cfg_overlay": {"file": str(weights.resolve())}}
+
+
+def pretrained_cfg(arch: str) -> dict:
+    """timm's pretrained config (mean/std, input size) for an architecture name, without weights."""
+    import timm
+
+    if not timm.is_model(arch):
+        raise ValueError(f"unknown timm architecture {arch!r} (see timm.list_models())")
+    return dict(timm.models.get_pretrained_cfg(arch).to_dict()) if timm.models.get_pretrained_cfg(arch) else {}
+
+
+# --------------------------------------------------------------------------- data
+
+def train_valid_files(path: Path) -> list[Path]:
+    """Images under ``path/train`` and ``path/valid`` only (test stays untouched)."""
+    return get_image_files(path, folders=["train", "valid"])
+
+
+def folder_classes(folder: Path) -> list[str]:
+    """Class folders in label order (fer.labels), then any others alphabetically."""
+    present = {p.name for p in Path(folder).iterdir() if p.is_dir()}
+    return [c for c in FERPLUS_CLASSES if c in present] + sorted(present - set(FERPLUS_CLASSES))
+
+
+def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float], bs: int = 64,
+                     augment: bool = True, num_workers: int = 0) -> DataLoaders:
+    """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces."""
+    data_dir = Path(data_dir)
+    for split in ("train", "valid"):
+        if not (data_dir / split).is_dir():
+            raise FileNotFoundError(f"{data_dir / split}: missing; make it with data_scripts/prepare_fer2013.py")
+    block = DataBlock(
+        blocks=(ImageBlock(cls=PILImageBW), CategoryBlock(vocab=folder_classes(data_dir / "train"), sort=False)),
+        get_items=train_valid_files,
+        splitter=GrandparentSplitter(train_name="train", valid_name="valid"),
+        get_y=parent_label,
+        item_tfms=preprocess.item_tfms(),
+        batch_tfms=preprocess.batch_tfms(size, stats, augment),
+    )
+    return block.dataloaders(data_dir, bs=bs, num_workers=num_workers)
+
+
+# --------------------------------------------------------------------------- learner
+
+def build_learner(dls: DataLoaders, arch: str, pretrained: bool = True, weights: str | Path | None = None,
+                  label_smoothing: float = 0.1, path: str | Path = ".") -> Learner:
+    """``vision_learner`` on a timm architecture with a one-channel (grey) stem.
+
+    Normalisation is already in ``dls`` (from :mod:`fer.preprocess`), so fastai's own is off.
+    """
+    loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else None
+    learn = vision_learner(dls, arch, n_in=1, pretrained=pretrained or weights is not None, normalize=False,
+                           loss_func=loss, metrics=accuracy, path=path, **timm_kwargs(weights))
+    # channels-last convolutions train about 2x faster on CPU here (benchmarks/train_throughput.py)
+    learn.to_channelslast(use_amp=False)
+    learn.model.to(memory_format=torch.channels_last)
+    return learn
+
+
+class TrainingCheckpoints(Callback):
+    """After every epoch: append a row to ``history.csv``, save ``last`` (model + optimiser) and, if valid
+    accuracy improved, ``best``; all atomically, with a JSON state so ``--resume`` knows where to continue.
+    Loads ``best`` into the model at the end of the last phase."""
+
+    order = 71  # after the Recorder has the epoch's metrics and after SkipToEpoch
+
+    def __init__(self, ckpt_dir: Path, phase: str, start_epoch: int = 0, best: float = -1.0, final: bool = False):
+        self.ckpt_dir, self.phase, self.start_epoch = Path(ckpt_dir), phase, start_epoch
+        self.best, self.final = best, final
+
+    def before_epoch(self):
+        self.epoch_start = time.perf_counter()
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch:  # skipped while resuming
+            return
+        row = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
+        acc = float(row["accuracy"])
+        self._save("last")
+        state = read_state(self.ckpt_dir)
+        if acc > self.best:
+            self.best = acc
+            self._save("best")
+            state["best_epoch"] = f"{self.phase} {self.epoch + 1}"
+        state.update(phase=self.phase, epochs_done=self.epoch + 1, best_accuracy=self.best)
+        write_json_atomic(self.ckpt_dir / CHECKPOINT_STATE, state)
+        self._append_history(row)  # last: a row in the log means the epoch is checkpointed
+
+    def after_fit(self):
+        if self.final and (self.ckpt_dir / "best.pth").exists():
+            load_model(self.ckpt_dir / "best.pth", self.learn.model, None, with_opt=False, device=self.dls.device)
+
+    def _append_history(self, row: dict) -> None:
+        path = self.ckpt_dir / HISTORY
+        new = not path.exists()
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            if new:
+                f.write("phase,epoch,train_loss,valid_loss,accuracy,seconds\n")
+            f.write(f"{self.phase},{self.epoch + 1},{float(row['train_loss']):.5f},{float(row['valid_loss']):.5f},"
+                    f"{float(row['accuracy']):.5f},{time.perf_counter() - self.epoch_start:.1f}\n")
+
+    def _save(self, name: str) -> None:
+        tmp = self.ckpt_dir / f".{name}.pth.tmp"
+        save_model(tmp, self.learn.model, self.learn.opt, with_opt=True)
+        os.replace(tmp, self.ckpt_dir / f"{name}.pth")
+
+
+def read_state(ckpt_dir: Path) -> dict:
+    path = Path(ckpt_dir) / CHECKPOINT_STATE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(data, f, indent=2)
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, path)
+
+
+PHASES = ("frozen", "unfrozen")
+
+
+def fine_tune(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_dir: str | Path,
+              resume: bool = False, lr_mult: float = 5.0) -> None:
+    """fastai's ``fine_tune`` schedule (one-cycle on the frozen head, then all layers at lr/2 with the
+    backbone at lr/2/lr_mult), checkpointed every epoch so ``resume`` continues a killed run.
+
+    fastai's default ``lr_mult=100`` leaves an ImageNet backbone nearly frozen (~3e-5); grey 48-px faces
+    are far from ImageNet, and a first run with it reached only 45% valid after 3 epochs."""
+    ckpt_dir = Path(ckpt_dir)
+    state = read_state(ckpt_dir) if resume else {}
+    if resume and not state:
+        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}")
+    if not resume:
+        for name in (HISTORY, CHECKPOINT_STATE, "last.pth", "best.pth"):
+            (ckpt_dir / name).unlink(missing_ok=True)
+    if state:
+        load_model(ckpt_dir / "last.pth", learn.model, None, with_opt=False, device=learn.dls.device)
+    best = state.get("best_accuracy", -1.0)
+    schedule = {"frozen": (freeze_epochs, slice(lr), dict(pct_start=0.99)),
+                "unfrozen": (epochs, slice(lr / 2 / lr_mult, lr / 2), dict(pct_start=0.3, div=5.0))}
+    for phase, (n_epochs, lrs, kwargs) in schedule.items():
+        if state and PHASES.index(phase) < PHASES.index(state["phase"]):
+            continue
+        start = state.get("epochs_done", 0) if state.get("phase") == phase else 0
+        if n_epochs == 0 or start >= n_epochs:
+            continue
+        learn.freeze() if phase == "frozen" else learn.unfreeze()
+        if start:
+            load_model(ckpt_dir / "last.pth", learn.model, learn.opt, with_opt=True, device=learn.dls.device)
+            print(f"resuming the {phase} phase at epoch {start + 1}/{n_epochs} (best accuracy so far {best:.4f})")
+        cb = TrainingCheckpoints(ckpt_dir, phase, start, best, final=phase == "unfrozen")
+        learn.fit_one_cycle(n_epochs, lrs, start_epoch=start, cbs=cb, **kwargs)
+        best = cb.best
+
+
+# --------------------------------------------------------------------------- export
+
+def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    import fastai
+    import timm
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "fastai": fastai.__version__,
+            "timm": timm.__version__}
+
+
+def export_learner(learn: Learner, out: str | Path, card: dict) -> Path:
+    """Export the learner ``.pkl`` atomically (temp file + rename) and write its model card beside it."""
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    learn.export(tmp)
+    os.replace(tmp, out)
+    write_json_atomic(card_path(out), card)
+    return out
+
+
+def card_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def load_card(model_path: str | Path) -> dict:
+    path = card_path(model_path)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,91 @@
+"""Loading an exported learner and classifying face crops in one batched forward pass."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from fasttransform import Pipeline
+
+from fer.preprocess import faces_to_batch
+
+#: Where the shipped default model lives (relative to the project root).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.pkl"
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, truncated or not a fastai learner; the message names the path."""
+
+
+def load_learner_file(path: str | Path):
+    """``fastai.learner.load_learner`` on the CPU with clear errors.
+
+    Unpickling runs code from the file: load only models from ``exports/`` or that you trust.
+    """
+    from fastai.learner import Learner, load_learner
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path}: not found. Train one with `python -m fer.finetune --data DIR "
+                             f"--out {path}`, or pass --model PATH to an exported learner (.pkl)")
+    try:
+        learn = load_learner(path, cpu=True)
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, AttributeError, ImportError,
+            ModuleNotFoundError, ValueError, TypeError, OSError, IndexError, KeyError) as e:
+        raise ModelLoadError(f"model file {path}: not a readable fastai learner — truncated, corrupt or another "
+                             f"kind of file ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(learn, Learner) or not hasattr(learn, "dls") or not hasattr(learn.dls, "vocab"):
+        raise ModelLoadError(f"model file {path}: holds a {type(learn).__name__}, not a fastai classification learner")
+    return learn
+
+
+class FacePredictor:
+    """Classifies 48×48-able face crops with an exported learner: one forward pass per batch, through the
+    learner's own validation ``after_batch`` pipeline (the preprocessing it was trained with)."""
+
+    def __init__(self, learn, card: dict | None = None):
+        self.learn = learn
+        self.model = learn.model.eval()
+        # the validation-time view of the pipeline: resize + normalise, no random augmentation
+        self.pipeline = Pipeline(learn.dls.valid.after_batch.fs, split_idx=1)
+        self.classes: list[str] = list(learn.dls.vocab)
+        self.card = card or {}
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_MODEL) -> "FacePredictor":
+        from fer.learner import load_card
+
+        return cls(load_learner_file(path), load_card(path))
+
+    @torch.inference_mode()
+    def predict_proba(self, faces: Sequence[np.ndarray], tta: bool = False, bs: int = 256) -> np.ndarray:
+        """Class probabilities, shape (len(faces), n_classes); ``tta`` averages with the mirrored face."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        out = []
+        for i in range(0, len(faces), bs):
+            batch = faces_to_batch(faces[i:i + bs])
+            probs = self._forward(batch)
+            if tta:
+                probs = (probs + self._forward(batch.flip(-1))) / 2
+            out.append(probs)
+        return torch.cat(out).numpy()
+
+    def _forward(self, batch) -> torch.Tensor:
+        x = self.pipeline(batch)
+        return torch.softmax(self.model(x).float(), dim=1)
+
+    def describe(self) -> str:
+        """One line about the loaded model for users."""
+        c = self.card
+        if not c:
+            return f"{len(self.classes)} classes: {', '.join(self.classes)}"
+        acc = c.get("test_accuracy") or c.get("valid_accuracy")
+        which = "PrivateTest" if c.get("test_accuracy") else "PublicTest (valid)"
+        return (f"{c.get('arch', '?')} at {c.get('input_size', '?')} px, "
+                + (f"{acc:.1%} accuracy on FER-2013 {which}" if acc else "accuracy unknown"))

@@ -1,0 +1,65 @@
+"""The one definition of how a face becomes model input, shared by training and serving.
+
+A face is a grey 48×48 image (FER-2013's native form). Item level: any image → grey, 48×48.
+Batch level (fastai ``after_batch``): uint8 → float, augmentation in training only, bilinear
+resize to the model's input size, normalisation with the backbone's pretrained statistics.
+Inference runs the exported learner's own ``after_batch`` pipeline on a uint8 batch built by
+:func:`faces_to_batch`, so the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from fastai.vision.all import AffineCoordTfm, Normalize, Resize, ResizeMethod, TensorImageBW, aug_transforms
+
+from fer.labels import FACE_SIZE
+
+#: Grey normalisation when a backbone has no pretrained statistics (trained from scratch).
+DEFAULT_STATS = (0.5, 0.5)
+
+
+def grey_stats(pretrained_cfg: dict | None) -> tuple[float, float]:
+    """Mean/std for one grey channel from a timm ``pretrained_cfg``.
+
+    timm's ``in_chans=1`` folds the RGB stem by summing its weights, which equals feeding the grey
+    image on all three channels; averaging the per-channel stats keeps that equivalence.
+    """
+    if not pretrained_cfg or "mean" not in pretrained_cfg:
+        return DEFAULT_STATS
+    return float(np.mean(pretrained_cfg["mean"])), float(np.mean(pretrained_cfg["std"]))
+
+
+def item_tfms() -> list:
+    """Per-image transforms: any labelled image (any size) → 48×48, like FER-2013's faces."""
+    return [Resize(FACE_SIZE, method=ResizeMethod.Squish)]
+
+
+def batch_tfms(size: int, stats: tuple[float, float], augment: bool = True) -> list:
+    """Per-batch transforms: augmentation (training only), resize to ``size``, normalise."""
+    if augment:
+        spatial = aug_transforms(size=size, max_rotate=15.0, max_zoom=1.15, max_warp=0.15, max_lighting=0.3)
+    else:
+        spatial = [AffineCoordTfm(size=size)]
+    return [*spatial, Normalize.from_stats([stats[0]], [stats[1]])]
+
+
+def to_face(image: np.ndarray) -> np.ndarray:
+    """Any crop (grey, RGB or RGBA, uint8) → a 48×48 uint8 grey face."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)
+    elif image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
+        shrinking = image.shape[0] > FACE_SIZE
+        image = cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def faces_to_batch(faces: Sequence[np.ndarray]) -> TensorImageBW:
+    """Stack 48×48 grey faces into the uint8 ``(N, 1, 48, 48)`` batch the learner's pipeline expects."""
+    array = np.stack([to_face(f) for f in faces])[:, None]
+    return TensorImageBW(torch.from_numpy(array))

@@ -1,0 +1,117 @@
+"""Find every face in an image or video frame, classify all of them in one batch, draw the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer.detect import Box, FaceDetector, HaarFaceDetector, crop, to_grey
+from fer.draw import draw_face, draw_message
+from fer.images import as_rgb_frame
+from fer.predict import FacePredictor
+from fer.tracking import FaceTracker
+
+#: Crop margin around a detector box, as a fraction of its size (FER-2013 faces are loosely cropped).
+FACE_MARGIN = 0.1
+
+
+@dataclass
+class FaceResult:
+    box: Box
+    probs: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return max(self.probs, key=self.probs.get)
+
+    @property
+    def confidence(self) -> float:
+        return self.probs[self.label]
+
+
+class FaceRecognizer:
+    """Detector + batched classifier. ``analyze`` returns faces left to right; ``annotate`` draws them."""
+
+    def __init__(self, predictor: FacePredictor, detector: FaceDetector | None = None,
+                 video_detector: FaceDetector | None = None, margin: float = FACE_MARGIN):
+        self.predictor = predictor
+        # photos: detect on up to 640 px wide (small faces in group shots); video: 320 px, for speed
+        self.detector = detector or HaarFaceDetector(detect_width=640)
+        self.video_detector = video_detector or detector or HaarFaceDetector(detect_width=320)
+        self.margin = margin
+
+    @property
+    def classes(self) -> list[str]:
+        return self.predictor.classes
+
+    def classify(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        """Probabilities for every box, one forward pass for all faces."""
+        grey = to_grey(image)
+        return self.predictor.predict_proba([crop(grey, b, self.margin) for b in boxes])
+
+    def analyze(self, image: np.ndarray) -> list[FaceResult]:
+        boxes = sorted(self.detector.detect(image), key=lambda b: (b.x, b.y))
+        probs = self.classify(image, boxes)
+        return [FaceResult(b, dict(zip(self.classes, map(float, p)))) for b, p in zip(boxes, probs)]
+
+    def annotate(self, image: np.ndarray) -> tuple[np.ndarray, list[FaceResult]]:
+        faces = self.analyze(image)
+        out = image.copy()
+        for face in faces:
+            draw_face(out, face.box, face.label, face.confidence)
+        if not faces:
+            draw_message(out, "no face found")
+        return out, faces
+
+
+@dataclass
+class VideoSession:
+    """Per-viewer state for a webcam stream: the tracker plus detection scheduling.
+
+    A full-frame detection runs every ``full_detect_every`` frames (and whenever nothing is tracked);
+    in between, each tracked face is searched for only near its last box, which is several times cheaper.
+    """
+
+    tracker: FaceTracker = field(default_factory=FaceTracker)
+    full_detect_every: int = 5
+    search_margin: float = 0.5
+    frames: int = 0
+    shape: tuple[int, int] | None = None
+
+    def detect(self, recognizer: FaceRecognizer, frame: np.ndarray) -> list[Box]:
+        if self.shape != frame.shape[:2]:  # new camera or resolution: start over
+            self.tracker.reset()
+            self.shape = frame.shape[:2]
+        self.frames += 1
+        if not self.tracker.tracks or self.frames % self.full_detect_every == 1 or self.full_detect_every <= 1:
+            return recognizer.video_detector.detect(frame)
+        h, w = frame.shape[:2]
+        found: list[Box] = []
+        for track in self.tracker.tracks:
+            region = track.box.expand(self.search_margin).clip(w, h)
+            for b in recognizer.video_detector.detect(frame[region.y:region.y + region.h, region.x:region.x + region.w]):
+                box = Box(b.x + region.x, b.y + region.y, b.w, b.h)
+                if all(box.iou(f) < 0.5 for f in found):
+                    found.append(box)
+        return found
+
+
+def annotate_frame(recognizer: FaceRecognizer, frame: np.ndarray | None,
+                   session: VideoSession) -> tuple[np.ndarray | None, dict[str, float] | None]:
+    """One webcam frame → (annotated frame, smoothed probabilities of the largest face or None).
+    Unusable frames (None, empty, odd shapes) come back as None without raising."""
+    rgb = as_rgb_frame(frame)
+    if rgb is None:
+        return None, None
+    boxes = session.detect(recognizer, rgb)
+    probs = recognizer.classify(rgb, boxes) if boxes else np.zeros((0, len(recognizer.classes)))
+    tracks = session.tracker.update(boxes, probs)
+    out = rgb.copy()
+    for track in tracks:
+        best = int(np.argmax(track.probs))
+        draw_face(out, track.box, recognizer.classes[best], float(track.probs[best]))
+    if not tracks:
+        return out, None
+    main = max(tracks, key=lambda t: t.box.area)
+    return out, dict(zip(recognizer.classes, map(float, main.probs)))

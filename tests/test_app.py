@@ -1,0 +1,125 @@
+"""The launched app through gradio_client: real photos, no-face photos, bad files, start-up errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from apprunner import running_app
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model):
+    with running_app(tiny_model) as (url, proc, log):
+        yield url, proc, log
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app[0], verbose=False)
+
+
+def save(tmp_path, name: str, array: np.ndarray | None = None, raw: bytes | None = None):
+    path = tmp_path / name
+    if raw is not None:
+        path.write_bytes(raw)
+    else:
+        Image.fromarray(array).save(path)
+    return str(path)
+
+
+def analyze(client, path):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(path), api_name="/analyze")
+
+
+def test_astronaut_gives_one_face_with_seven_probabilities(client, tmp_path, astronaut):
+    annotated, status, faces, *labels = analyze(client, save(tmp_path, "astronaut.png", astronaut))
+    assert "Found 1 face" in status and len(faces) == 1
+    probs = faces[0]["probabilities"]
+    assert len(probs) == 7 and abs(sum(probs.values()) - 1) < 1e-4
+    panel = labels[0].get("value", labels[0])  # a component update carries its value inside
+    confidences = panel["confidences"]
+    assert len(confidences) == 7 and max(confidences, key=lambda c: c["confidence"])["label"] == faces[0]["label"]
+    assert Image.open(annotated).size == (512, 512)
+
+
+def test_photo_without_face_is_a_clean_answer(client, tmp_path):
+    from skimage import data
+
+    annotated, status, faces, *labels = analyze(client, save(tmp_path, "coffee.png", data.coffee()))
+    assert "No face found" in status and faces == [] and annotated is not None
+
+
+def encode(image: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("corrupt.png", b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50),
+    ("notes.jpg", b"just some text, renamed\n" * 10),
+    ("dot.png", encode(Image.new("RGB", (1, 1)), "PNG")),
+])
+def test_bad_uploads_get_a_message_and_the_server_keeps_answering(client, app, tmp_path, astronaut, name, raw):
+    annotated, status, faces, *labels = analyze(client, save(tmp_path, name, raw=raw))
+    assert "Cannot use this file" in status and faces == [] and annotated is None
+    assert "Found 1 face" in analyze(client, save(tmp_path, "a.png", astronaut))[1]
+    assert app[1].poll() is None
+
+
+@pytest.mark.parametrize("kind", ["RGBA", "16-bit grey", "CMYK", "animated GIF", "6000x6000 JPEG"])
+def test_unusual_but_valid_uploads_are_analysed(client, tmp_path, astronaut, kind):
+    photo = Image.fromarray(astronaut)
+    raw, name = {
+        "RGBA": lambda: (encode(photo.convert("RGBA"), "PNG"), "a.png"),
+        "16-bit grey": lambda: (encode(Image.fromarray(np.asarray(photo.convert("L"), np.uint16) * 257), "PNG"), "g.png"),
+        "CMYK": lambda: (encode(photo.convert("CMYK"), "JPEG"), "c.jpg"),
+        "animated GIF": lambda: (encode(photo.convert("P"), "GIF", save_all=True,
+                                        append_images=[photo.convert("P").rotate(30)], duration=100), "a.gif"),
+        "6000x6000 JPEG": lambda: (encode(photo.resize((6000, 6000)), "JPEG", quality=85), "big.jpg"),
+    }[kind]()
+    annotated, status, faces, *labels = analyze(client, save(tmp_path, name, raw=raw))
+    assert annotated is not None and ("Found" in status or "No face found" in status), status
+    width, height = Image.open(annotated).size
+    assert max(width, height) <= 1920
+
+
+@pytest.mark.parametrize("content, problem", [(None, "not found"), (b"truncated" * 3, "not a readable fastai learner")])
+def test_model_problems_stop_start_up_with_a_clear_message(tmp_path, tiny_model, content, problem):
+    path = tmp_path / "model.pkl"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli("app/main.py", "--model", str(path), check=False, timeout=120)
+    assert result.returncode == 2 and str(path) in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_truncated_and_foreign_pickles_are_refused(tmp_path, tiny_model):
+    import pickle
+
+    from fer.predict import ModelLoadError, load_learner_file
+
+    half = tmp_path / "half.pkl"
+    half.write_bytes(tiny_model.read_bytes()[: tiny_model.stat().st_size // 2])
+    other = tmp_path / "dict.pkl"
+    other.write_bytes(pickle.dumps({"not": "a learner"}))
+    for path in (half, other):
+        with pytest.raises(ModelLoadError, match=str(path)):
+            load_learner_file(path)
+
+
+def test_share_offline_keeps_serving_locally(tiny_model):
+    from gradio_client import Client
+
+    with running_app(tiny_model, "--share") as (url, proc, log):
+        assert Client(url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert proc.poll() is None

@@ -1,0 +1,96 @@
+"""The real page in headless Chromium (Debian's, driven by Playwright) with a fake camera fed from a
+Y4M file made from a real photo: the Webcam tab streams annotated frames that change, the Upload tab
+shows faces. Screenshots and the delivered frame rate go to $FER_SCREENSHOT_DIR when it is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from apprunner import running_app
+from fer.bench import astronaut_frame
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (scripts/setup.sh)")]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """Uncompressed YUV4MPEG2 (4:2:0) that Chromium's fake camera plays in a loop."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(tiny_model, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    from fer.predict import DEFAULT_MODEL
+
+    model = DEFAULT_MODEL if DEFAULT_MODEL.exists() else tiny_model  # the shipped model makes real screenshots
+
+    camera = write_y4m(tmp_path_factory.mktemp("cam") / "astronaut.y4m",
+                       [np.roll(astronaut_frame(), 4 * i, axis=1) for i in range(20)])
+    with running_app(model) as (url, _, _), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, f"--use-file-for-fake-video-capture={camera}"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#camera")
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    folder = os.environ.get("FER_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name))
+
+
+def test_webcam_tab_streams_annotated_frames_that_change(page):
+    page.click("#camera >> text=Click to Access Webcam")
+    page.click("#camera >> button:has-text('Record')", timeout=30_000)
+    page.wait_for_selector("#live img", timeout=60_000)
+    seen, start = [], time.time()
+    while time.time() - start < 10:
+        src = page.eval_on_selector("#live img", "e => e.src")
+        if not seen or seen[-1] != src:
+            seen.append(src)
+        time.sleep(0.02)
+    fps = (len(seen) - 1) / 10
+    assert len(seen) >= 5, f"only {len(seen)} annotated frames in 10 s"
+    label = page.inner_text("#main-face")
+    assert any(c in label for c in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+    shot(page, "webcam.png")
+    folder = os.environ.get("FER_SCREENSHOT_DIR")
+    if folder:
+        (Path(folder) / "browser_fps.json").write_text(json.dumps({"frames_in_10_s": len(seen), "fps": fps}))
+    print(f"browser received {fps:.1f} annotated frames/s")
+    page.click("#camera >> button:has-text('Stop')")
+
+
+def test_upload_tab_shows_faces(page, tmp_path, astronaut):
+    page.click("button[role=tab]:has-text('Upload')")
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    page.set_input_files("#upload input[type=file]", str(photo))
+    page.wait_for_selector("#status:has-text('Found 1 face')", timeout=60_000)
+    page.wait_for_selector("#result img", timeout=30_000)
+    assert "face 1:" in page.inner_text("body")  # the per-face probability panel is shown
+    shot(page, "upload.png")

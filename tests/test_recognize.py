@@ -1,0 +1,114 @@
+"""Detection, box arithmetic, the batched classifier, tracking and the streaming function."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fer.detect import Box, HaarFaceDetector, crop
+from fer.preprocess import to_face
+from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+from fer.tracking import FaceTracker
+
+
+def test_fast_path_equals_learn_predict(predictor, astronaut):
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 256, (48, 48), dtype=np.uint8), astronaut[30:230, 160:340],
+             rng.integers(0, 256, (31, 77), dtype=np.uint8), np.full((48, 48), 200, np.uint8)]
+    fast = predictor.predict_proba(crops)
+    with predictor.learn.no_bar():
+        slow = np.stack([predictor.learn.predict(to_face(c))[2].numpy() for c in crops])
+    assert fast.shape == (4, 7) and np.abs(fast - slow).max() < 1e-4
+    tta = predictor.predict_proba(crops, tta=True)
+    mirrored = predictor.predict_proba([np.ascontiguousarray(to_face(c)[:, ::-1]) for c in crops])
+    assert np.allclose(tta, (fast + mirrored) / 2, atol=1e-5)
+
+
+def test_haar_finds_the_astronaut_and_nothing_in_coffee(astronaut):
+    from skimage import data
+
+    detector = HaarFaceDetector()
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert 150 < face.x + face.w / 2 < 300 and 50 < face.y + face.h / 2 < 200  # her face, upper middle
+    assert detector.detect(data.coffee()) == []
+
+
+def test_recognizer_annotates_every_face_left_to_right(predictor, astronaut):
+    twins = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
+    annotated, faces = FaceRecognizer(predictor).annotate(twins)
+    assert len(faces) == 2 and faces[0].box.x < faces[1].box.x
+    assert all(abs(sum(f.probs.values()) - 1) < 1e-5 and len(f.probs) == 7 for f in faces)
+    assert annotated.shape == twins.shape and not np.array_equal(annotated, twins)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-500, 1500), st.integers(-500, 1500), st.integers(-50, 800), st.integers(-50, 800),
+       st.integers(1, 700), st.integers(1, 700), st.floats(0, 1))
+def test_boxes_are_clipped_and_crops_never_empty(x, y, w, h, width, height, margin):
+    box = Box(x, y, w, h).expand(margin).clip(width, height)
+    assert 0 <= box.x < width and 0 <= box.y < height and box.w >= 1 and box.h >= 1
+    assert box.x + box.w <= width and box.y + box.h <= height
+    image = np.zeros((height, width), np.uint8)
+    assert crop(image, Box(x, y, w, h), margin).size > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(*[st.integers(0, 200)] * 4, *[st.integers(1, 100)] * 4)
+def test_iou_is_symmetric_and_bounded(x1, y1, x2, y2, w1, h1, w2, h2):
+    a, b = Box(x1, y1, w1, h1), Box(x2, y2, w2, h2)
+    assert 0 <= a.iou(b) == b.iou(a) <= 1 and a.iou(a) == 1
+
+
+def one_hot(i: int) -> np.ndarray:
+    p = np.zeros(7)
+    p[i] = 1
+    return p
+
+
+def test_tracker_smooths_keeps_boxes_and_resets_lost_faces():
+    tracker = FaceTracker(alpha=0.4, max_misses=2)
+    face = Box(100, 100, 80, 80)
+    (t,) = tracker.update([face], np.array([one_hot(3)]))
+    first_id = t.id
+    (t,) = tracker.update([Box(104, 102, 80, 80)], np.array([one_hot(0)]))  # one odd frame: label must not flip
+    assert t.id == first_id and np.argmax(t.probs) == 3 and t.probs[0] == pytest.approx(0.4)
+    (t,) = tracker.update([], np.zeros((0, 7)))  # detector missed a frame: the box stays
+    assert t.id == first_id and t.misses == 1
+    tracker.update([], np.zeros((0, 7)))
+    assert tracker.update([], np.zeros((0, 7))) == []  # lost for longer than max_misses: dropped
+    (t,) = tracker.update([face], np.array([one_hot(5)]))
+    assert t.id != first_id and np.argmax(t.probs) == 5 and t.probs[5] == 1  # a new face starts fresh
+
+
+def test_stream_over_a_frame_sequence(predictor, astronaut):
+    recognizer = FaceRecognizer(predictor)
+    frame = cv2.resize(astronaut, (640, 640))[80:560]  # 640×480
+    session = VideoSession()
+    boxes, mains = [], []
+    for i in range(12):
+        shifted = np.roll(frame, 2 * i, axis=1)
+        out, probs = annotate_frame(recognizer, shifted, session)
+        assert out.shape == frame.shape and probs is not None and abs(sum(probs.values()) - 1) < 1e-5
+        boxes.append(session.tracker.tracks[0].box)
+        mains.append(probs)
+    assert len({t.id for t in session.tracker.tracks}) == 1  # one face, tracked throughout
+    assert boxes[-1].x > boxes[0].x  # the box follows the face
+    blank = np.zeros_like(frame)
+    for _ in range(3):
+        out, probs = annotate_frame(recognizer, blank, session)
+    assert probs is not None  # the box stays through short misses
+    for _ in range(5):
+        out, probs = annotate_frame(recognizer, blank, session)
+    assert probs is None and session.tracker.tracks == []  # lost: reset
+
+
+@pytest.mark.parametrize("frame", [None, np.zeros((3, 3, 3), np.uint8), np.zeros((480, 640), np.uint8),
+                                   np.zeros((100, 37, 4), np.uint8), np.zeros((481, 641, 3), np.uint8)])
+def test_stream_survives_odd_frames(predictor, frame):
+    session = VideoSession()
+    out, probs = annotate_frame(FaceRecognizer(predictor), frame, session)
+    assert probs is None and (out is None or out.shape[2] == 3)

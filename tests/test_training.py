@@ -1,0 +1,122 @@
+"""The real training pipeline on the tiny synthetic set: fine-tune → export → load in a fresh process →
+predict → evaluate; resume after a kill; the export is atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, TINY_ARCH, run_cli
+from fer.labels import FER2013_CLASSES
+
+
+def test_finetune_exports_learner_card_and_plots(tiny_model):
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    assert card["arch"] == TINY_ARCH and card["classes"] == list(FER2013_CLASSES)
+    assert card["input_size"] == 48 and 0 <= card["valid_accuracy"] <= 1
+    assert len(card["data"]["sha256"]) == 64 and {"torch", "fastai", "timm"} <= set(card["versions"])
+    run = tiny_model.parent / "run"
+    for name in ("lr_find.png", "training_curves.png", "history.csv", "best.pth", "last.pth"):
+        assert (run / name).stat().st_size > 0, name
+    history = pd.read_csv(run / "history.csv")
+    assert list(history.columns) == ["phase", "epoch", "train_loss", "valid_loss", "accuracy", "seconds"]
+    assert len(history) == 1 and card["lr"] > 0  # lr came from the lr finder
+
+
+def test_fresh_process_loads_predicts_and_evaluates(tiny_model, tiny_data, tmp_path):
+    code = (
+        "import sys, numpy as np\n"
+        "from fastai.learner import load_learner\n"
+        "from fer.predict import FacePredictor\n"
+        f"learn = load_learner(r'{tiny_model}', cpu=True)\n"
+        "face = np.full((48, 48), 128, np.uint8)\n"
+        "with learn.no_bar(): label, idx, probs = learn.predict(face)\n"
+        "fast = FacePredictor(learn).predict_proba([face])[0]\n"
+        "assert abs(float(probs.sum()) - 1) < 1e-5 and np.allclose(fast, probs.numpy(), atol=1e-4)\n"
+        "print('OK', label, len(probs))\n"
+    )
+    result = run_cli("-c", code)
+    assert result.stdout.startswith("OK ") and result.stdout.split()[-1] == "7"
+
+    out = tmp_path / "eval.json"
+    result = run_cli("-m", "fer.evaluate", "--model", str(tiny_model), "--data", str(tiny_data / "test"),
+                     "--json", str(out))
+    figures = json.loads(out.read_text())
+    assert figures["n"] == 21 and 0 <= figures["accuracy"] <= 1 and "macro-F1" in result.stdout
+    assert set(figures["per_class"]) == set(FER2013_CLASSES) and sum(map(sum, figures["confusion_matrix"])) == 21
+    assert out.with_suffix(".cm.png").stat().st_size > 0
+
+
+def test_evaluate_csv_and_tta(tiny_model, tiny_csv, tmp_path):
+    out = tmp_path / "e.json"
+    result = run_cli("-m", "fer.evaluate", "--model", str(tiny_model), "--data", str(tiny_csv), "--tta",
+                     "--json", str(out))
+    figures = json.loads(out.read_text())
+    assert figures["n"] == 21 and figures["tta"] is True and "(flip TTA)" in result.stdout
+
+
+def test_evaluate_labelled_image_folder(tiny_model, tiny_data, tmp_path):
+    import shutil
+
+    flat = tmp_path / "mine"
+    flat.mkdir()
+    for i, f in enumerate(sorted((tiny_data / "test").glob("*/*.png"))):
+        shutil.copy(f, flat / f"{f.parent.name}_{i}.png")
+    (flat / "holiday.png").write_bytes((tiny_data / "test" / "sad").glob("*.png").__next__().read_bytes())
+    out = tmp_path / "f.json"
+    run_cli("-m", "fer.evaluate", "--model", str(tiny_model), "--data", str(flat), "--json", str(out))
+    figures = json.loads(out.read_text())
+    assert figures["n"] == 21 and len(figures["skipped"]) == 1 and "holiday.png" in figures["skipped"][0]
+
+
+def test_evaluate_clear_errors(tiny_model, tmp_path):
+    result = run_cli("-m", "fer.evaluate", "--model", str(tmp_path / "none.pkl"), "--data", str(tmp_path), check=False)
+    assert result.returncode == 2 and "none.pkl: not found" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("-m", "fer.evaluate", "--model", str(tiny_model), "--data", str(tmp_path), check=False)
+    assert result.returncode == 2 and "no labelled images" in result.stderr
+
+
+def finetune_args(data, out, run, epochs="3"):
+    return ["-m", "fer.finetune", "--data", str(data), "--arch", TINY_ARCH, "--no-pretrained", "--size", "48",
+            "--epochs", epochs, "--freeze-epochs", "0", "--bs", "8", "--lr", "1e-3", "--out", str(out),
+            "--run-dir", str(run)]
+
+
+def test_killed_training_resumes_and_export_is_atomic(tiny_data, tmp_path):
+    out, run = tmp_path / "m.pkl", tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, *finetune_args(tiny_data, out, run, epochs="8")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "history.csv").exists():
+        time.sleep(0.2)
+    while time.time() < deadline and len((run / "history.csv").read_text().splitlines()) < 3:  # 2 epochs logged
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and not list(tmp_path.glob("*.tmp")), "a killed run must leave no model at the final path"
+    done = json.loads((run / "checkpoint.json").read_text())["epochs_done"]
+    assert 2 <= done < 8
+
+    result = run_cli(*finetune_args(tiny_data, out, run, epochs="8"), "--resume")
+    assert f"resuming the unfrozen phase at epoch {done + 1}/8" in result.stdout
+    history = pd.read_csv(run / "history.csv")
+    assert history.epoch.tolist()[-1] == 8 and history.epoch.is_unique  # no epoch trained twice
+    assert out.exists() and json.loads(out.with_suffix(".json").read_text())["valid_accuracy"] is not None
+
+
+def test_resume_without_checkpoint_and_bad_data_are_clear(tiny_data, tmp_path):
+    result = run_cli(*finetune_args(tiny_data, tmp_path / "m.pkl", tmp_path / "run"), "--resume", check=False)
+    assert result.returncode == 2 and "--resume: no checkpoint in" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(*finetune_args(tmp_path, tmp_path / "m.pkl", tmp_path / "run"), check=False)
+    assert result.returncode == 2 and "train: missing" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("-m", "fer.finetune", "--data", str(tmp_path), "--arch", "no_such_net", check=False)
+    assert result.returncode == 2 and "unknown timm architecture 'no_such_net'" in result.stderr
