@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer.fileio import sha256, write_json_atomic
 from fer.labels import FACE_SIZE, FER2013_CLASSES, FERPLUS_CLASSES, FERPLUS_COLUMNS, USAGE_TO_SPLIT
 
 N_PIXELS = FACE_SIZE * FACE_SIZE
@@ -260,8 +261,6 @@ SOURCE_INFO = "source.json"
 
 def write_source_info(out_dir: Path, csv_path: str | Path, labels: str) -> None:
     """Record which CSV (and its sha256) the folder was made from, for model cards."""
-    from fer.learner import sha256, write_json_atomic
-
     write_json_atomic(out_dir / SOURCE_INFO, {"csv": Path(csv_path).name, "sha256": sha256(csv_path), "labels": labels})
 
 

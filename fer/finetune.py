@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from fer.learner import (
@@ -101,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{args.arch}: {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, classes {list(dls.vocab)}")
 
-    start = time.perf_counter()
     if args.lr is None:
         args.lr = save_lr_find(learn, run_dir / "lr_find.png")
         print(f"lr finder suggests {args.lr:.2e} (plot: {run_dir / 'lr_find.png'})")

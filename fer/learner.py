@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from fastai.vision.all import (
     Callback, CategoryBlock, DataBlock, DataLoaders, GrandparentSplitter, ImageBlock, Learner,
-    LabelSmoothingCrossEntropyFlat, PILImageBW, accuracy, get_image_files, load_learner, parent_label,
+    LabelSmoothingCrossEntropyFlat, PILImageBW, accuracy, get_image_files, parent_label,
     vision_learner,
 )
 from fastai.learner import load_model, save_model
 
 from fer import preprocess
+from fer.fileio import sha256, write_json_atomic  # noqa: F401 (re-exported)
 from fer.labels import FERPLUS_CLASSES
 
 CHECKPOINT_STATE = "checkpoint.json"
@@ -148,14 +147,6 @@ def read_state(ckpt_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(data, f, indent=2)
-    os.chmod(f.name, 0o644)
-    os.replace(f.name, path)
-
-
 PHASES = ("frozen", "unfrozen")
 
 
@@ -194,14 +185,6 @@ def fine_tune(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_d
 
 
 # --------------------------------------------------------------------------- export
-
-def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def package_versions() -> dict[str, str]:
     import fastai

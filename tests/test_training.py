@@ -10,9 +10,7 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import ROOT, TINY_ARCH, run_cli
 from fer.labels import FER2013_CLASSES
