@@ -65,6 +65,7 @@ def main() -> None:
         dls = fl.face_dataloaders(args.data, size, stats, bs=args.bs, num_workers=args.workers)
         learn = fl.build_learner(dls, args.arch, pretrained=False)
         learn.unfreeze()
+        learn.model.to(memory_format=torch.channels_last)  # as fastai's ChannelsLast does when fitting
         learn.model.train()
         bare = bare_images_per_s(learn.model, size, args.bs, args.steps)
         bare16 = bare_images_per_s(learn.model, size, args.bs, args.steps, bf16=True)

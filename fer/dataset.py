@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 
 from fer.fileio import sha256, write_json_atomic
-from fer.labels import FACE_SIZE, FER2013_CLASSES, FERPLUS_CLASSES, FERPLUS_COLUMNS, USAGE_TO_SPLIT
+from fer.labels import (
+    FACE_SIZE,
+    FER2013_CLASSES,
+    FERPLUS_CLASSES,
+    FERPLUS_COLUMNS,
+    USAGE_TO_SPLIT,
+)
+from fer.plotting import pyplot
 
 N_PIXELS = FACE_SIZE * FACE_SIZE
 SPLITS = ("train", "valid", "test")
@@ -292,9 +299,7 @@ def folder_counts(data_dir: str | Path, classes: Sequence[str] | None = None) ->
 
 def plot_class_counts(counts: pd.DataFrame, path: str | Path) -> Path:
     """Grouped bar chart of images per class and split."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(9, 4))
     counts.T.plot.bar(ax=ax, rot=0)
@@ -311,9 +316,7 @@ def plot_class_counts(counts: pd.DataFrame, path: str | Path) -> Path:
 def plot_sample_grid(data_dir: str | Path, path: str | Path, per_class: int = 8, split: str = "train",
                      seed: int = 0) -> Path:
     """A grid of random sample faces: one row per class."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     data_dir = Path(data_dir)
     classes = sorted(p.name for p in (data_dir / split).iterdir() if p.is_dir())

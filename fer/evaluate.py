@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from fer.images import ImageError, load_image
+from fer.plotting import pyplot
 from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -101,9 +102,7 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
 
 def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cm = np.array(result["confusion_matrix"])
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)

@@ -12,9 +12,17 @@ import sys
 from pathlib import Path
 
 from fer.learner import (
-    HISTORY, build_learner, export_learner, face_dataloaders, fine_tune, package_versions, pretrained_cfg,
-    read_state, timestamp,
+    HISTORY,
+    build_learner,
+    export_learner,
+    face_dataloaders,
+    fine_tune,
+    package_versions,
+    pretrained_cfg,
+    read_state,
+    timestamp,
 )
+from fer.plotting import pyplot
 from fer.preprocess import grey_stats
 
 
@@ -44,9 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def save_lr_find(learn, path: Path) -> float:
     """Run fastai's lr finder, save its plot, return the suggested (valley) learning rate."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from fastai.callback.schedule import valley
 
     suggestion = learn.lr_find(suggest_funcs=(valley,), show_plot=True)
@@ -57,9 +63,7 @@ def save_lr_find(learn, path: Path) -> float:
 
 def plot_history(history_csv: Path, path: Path) -> None:
     """Training curves (losses and valid accuracy per epoch) from the run's CSV log."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import pandas as pd
 
     h = pd.read_csv(history_csv)

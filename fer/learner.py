@@ -17,7 +17,7 @@ from fastai.vision.all import (
 from fastai.learner import load_model, save_model
 
 from fer import preprocess
-from fer.fileio import sha256, write_json_atomic  # noqa: F401 (re-exported)
+from fer.fileio import write_json_atomic
 from fer.labels import FERPLUS_CLASSES
 
 CHECKPOINT_STATE = "checkpoint.json"
@@ -42,7 +42,8 @@ def pretrained_cfg(arch: str) -> dict:
 
     if not timm.is_model(arch):
         raise ValueError(f"unknown timm architecture {arch!r} (see timm.list_models())")
-    return dict(timm.models.get_pretrained_cfg(arch).to_dict()) if timm.models.get_pretrained_cfg(arch) else {}
+    cfg = timm.models.get_pretrained_cfg(arch)
+    return dict(cfg.to_dict()) if cfg else {}
 
 
 # --------------------------------------------------------------------------- data
@@ -87,9 +88,9 @@ def build_learner(dls: DataLoaders, arch: str, pretrained: bool = True, weights:
     loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else None
     learn = vision_learner(dls, arch, n_in=1, pretrained=pretrained or weights is not None, normalize=False,
                            loss_func=loss, metrics=accuracy, path=path, **timm_kwargs(weights))
-    # channels-last convolutions train about 2x faster on CPU here (benchmarks/train_throughput.py)
+    # channels-last convolutions train about 2x faster on CPU here (benchmarks/train_throughput.py);
+    # fastai's ChannelsLast callback converts the model when fitting starts
     learn.to_channelslast(use_amp=False)
-    learn.model.to(memory_format=torch.channels_last)
     return learn
 
 
