@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -26,6 +30,37 @@ STREAM_CONCURRENCY = 4  # viewers served at once; more wait in the queue
 CACHE_SWEEP = (60, 120)  # every 60 s delete cached frames older than 120 s
 
 
+class ResultFiles:
+    """Annotated uploads as JPEG files with unique names, deleted after ``keep_s`` seconds.
+
+    Gradio caches a returned numpy image under a hash of its bytes and writes it in place, so two requests
+    with the same result race: one client can download the file while the other is rewriting it (9 of 200
+    uploads failed that way in benchmarks/load_test.py). A returned file path is copied into the cache
+    atomically instead."""
+
+    def __init__(self, keep_s: float = CACHE_SWEEP[1]):
+        self.dir = Path(tempfile.mkdtemp(prefix="fer-results-"))
+        self.keep_s = keep_s
+
+    def save(self, image: np.ndarray) -> str:
+        self._sweep()
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise RuntimeError(f"could not encode a {image.shape} image as JPEG")
+        path = self.dir / f"{uuid.uuid4().hex}.jpg"
+        path.write_bytes(jpeg.tobytes())
+        return str(path)
+
+    def _sweep(self) -> None:
+        cutoff = time.time() - self.keep_s
+        for old in self.dir.glob("*.jpg"):
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except FileNotFoundError:  # another request swept it first
+                pass
+
+
 def describe(recognizer: FaceRecognizer) -> str:
     return f"""# Facial expression recognition
 Every face in view is found (OpenCV) and classified into {len(recognizer.classes)} expressions
@@ -38,6 +73,7 @@ Images are processed in memory on this server and not kept."""
 
 def build_app(recognizer: FaceRecognizer) -> gr.Blocks:
     """The page: a Webcam tab (streaming) and an Upload tab, thin wrappers over :mod:`fer.recognize`."""
+    results = ResultFiles()
 
     def stream(frame: np.ndarray | None, session: VideoSession | None):
         session = session or VideoSession()
@@ -62,6 +98,7 @@ def build_app(recognizer: FaceRecognizer) -> gr.Blocks:
         except ImageError as e:
             return None, f"**Cannot use this file.** {e}", [], *hidden
         annotated, faces = recognizer.annotate(image)
+        annotated = results.save(annotated)
         if not faces:
             return annotated, "No face found. Try a clearer, frontal, well-lit face.", [], *hidden
         labels = [gr.Label(value=f.probs, visible=True, label=f"face {i + 1}: {f.label}")
@@ -114,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"model: {args.model} — {recognizer.predictor.describe()}")
+    recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])  # compile now, not on the first visitor
+    print(f"model: {args.model} — {recognizer.predictor.describe()} ({recognizer.predictor.backend_used} backend)")
     build_app(recognizer).queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD, show_error=False)
     return 0

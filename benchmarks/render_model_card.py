@@ -17,6 +17,30 @@ sys.path.insert(0, str(ROOT))
 from fer.predict import DEFAULT_MODEL  # noqa: E402
 
 
+def stage_recipe(card: dict) -> str:
+    frozen, unfrozen = card["epochs"]["frozen"], card["epochs"]["unfrozen"]
+    start = f"from `{card['init_from']}`" if card.get("init_from") else f"ImageNet weights `{card['pretrained']}`"
+    extras = f", mixup {card['mixup']:g}" if card.get("mixup") else ""
+    return (f"{start}, {card['input_size']} px: {frozen} frozen + {unfrozen} unfrozen epochs (fastai `fine_tune` "
+            f"schedule, one-cycle), batch {card['batch_size']}, lr {card['lr']:g} (head lr/2, backbone "
+            f"lr/2/{card.get('lr_mult', 5):g}), label smoothing {card['label_smoothing']}{extras}, `aug_transforms`; "
+            f"{card['training_seconds'] / 60:.0f} min, best valid {card['valid_accuracy']:.4f}")
+
+
+def stages(card: dict) -> list[dict]:
+    """The card's training stages, first to last (a second stage keeps its first stage's card)."""
+    return [*stages(card["previous_stage"]), card] if card.get("previous_stage") else [card]
+
+
+def recipe(card: dict) -> str:
+    return "\n".join(f"| recipe, stage {i} | {stage_recipe(c)} |" for i, c in enumerate(stages(card), 1))
+
+
+def commands(card: dict) -> str:
+    return "<br>".join(f"`{c['command']}`" for c in stages(card)) + " (both: `bash scripts/train_default.sh`)" * (
+        len(stages(card)) > 1)
+
+
 def main() -> None:
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     plain = json.loads((ROOT / "docs/eval/test.json").read_text())
@@ -29,16 +53,16 @@ def main() -> None:
 
 | | |
 |---|---|
-| architecture | timm `{card['arch']}`, ImageNet weights `{card['pretrained']}`, grey input (`in_chans=1`), fastai head |
+| architecture | timm `{card['arch']}` from ImageNet weights, grey input (`in_chans=1`), fastai head |
 | input | {card['input_size']}×{card['input_size']} grey (a 48×48 face upsampled), normalised mean {card['normalisation']['mean']:.3f} / std {card['normalisation']['std']:.3f} |
 | classes | {', '.join(card['classes'])} |
 | file size | {DEFAULT_MODEL.stat().st_size / 1e6:.1f} MB |
 | training data | FER-2013 Training split ({card['data'].get('csv')}, sha256 `{card['data'].get('sha256')}`) |
 | model selection | PublicTest (valid) accuracy {card['valid_accuracy']:.4f}, best epoch: {card['best_epoch']} |
-| recipe | {card['epochs']['frozen']} frozen + {card['epochs']['unfrozen']} unfrozen epochs (fastai `fine_tune` schedule, one-cycle), batch {card['batch_size']}, lr {card['lr']:g} (head lr/2, backbone lr/2/{card.get('lr_mult', 5):g}), label smoothing {card['label_smoothing']}, `aug_transforms` |
-| training wall time | {card['training_seconds'] / 60:.0f} min on 2 CPU cores (sum of epoch times) |
+{recipe(card)}
+| training wall time | {card.get('training_seconds_total', card['training_seconds']) / 60:.0f} min on 2 CPU cores (sum of epoch times{', both stages' if card.get('previous_stage') else ''}) |
 | versions | python {v['python']}, torch {v['torch']}, fastai {v['fastai']}, timm {v['timm']} |
-| command | `{card['command']}` |
+| command | {commands(card)} |
 
 ## FER-2013 PrivateTest (3,589 faces, measured once, never used for choices)
 

@@ -3,7 +3,7 @@
     python -m fer.bench [--model PKL] [--frames 200] [--json FILE]
 
 Reports medians over the frames: full-frame detection, ROI detection near the tracked face,
-classification per face (batch 1), and whole-frame time (detect + classify + draw) both with a full
+classification per face (batch 1; also with each inference backend side by side), and whole-frame time (detect + classify + draw) both with a full
 detection on every frame and as the webcam stream runs it (full detection every 5th frame, ROI search
 in between).
 """
@@ -22,6 +22,7 @@ import numpy as np
 
 from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+from fer.runtime import BACKENDS
 
 
 def astronaut_frame(width: int = 640, height: int = 480) -> np.ndarray:
@@ -48,10 +49,22 @@ def median_ms(fn, n: int, warmup: int = 5) -> float:
     return 1000 * statistics.median(times)
 
 
-def run(model: str | Path, frames: int) -> dict:
+def classify_by_backend(predictor: FacePredictor, face: list[np.ndarray], frames: int) -> dict[str, float]:
+    """Per-face classification time with each inference backend, side by side in one run."""
+    times = {}
+    for name in BACKENDS[1:]:
+        other = FacePredictor(predictor.learn, predictor.card, backend=name)
+        try:
+            times[name] = median_ms(lambda p=other: p.predict_proba(face), frames)
+        except Exception as e:  # noqa: BLE001 - a backend that cannot load here is reported, not fatal
+            print(f"backend {name}: unavailable ({type(e).__name__}: {e})", file=sys.stderr)
+    return times
+
+
+def run(model: str | Path, frames: int, backend: str = "auto", compare: bool = True) -> dict:
     import torch
 
-    recognizer = FaceRecognizer(FacePredictor.load(model))
+    recognizer = FaceRecognizer(FacePredictor.load(model, backend))
     frame = astronaut_frame()
     boxes = recognizer.video_detector.detect(frame)
     if len(boxes) != 1:
@@ -67,10 +80,13 @@ def run(model: str | Path, frames: int) -> dict:
         "detect_full_ms_median": median_ms(lambda: recognizer.video_detector.detect(frame), frames),
         "detect_roi_ms_median": median_ms(lambda: recognizer.video_detector.detect(roi), frames),
         "classify_ms_per_face_median": median_ms(lambda: recognizer.predictor.predict_proba(face), frames),
+        "backend": recognizer.predictor.backend_used,
         "frame_full_detect_ms_median": median_ms(lambda: annotate_frame(recognizer, frame, every_frame), frames),
         "frame_ms_median": median_ms(lambda: annotate_frame(recognizer, frame, streaming), frames),
     }
     result["fps_at_median"] = 1000 / result["frame_ms_median"]
+    if compare:
+        result["classify_ms_per_face_median_by_backend"] = classify_by_backend(recognizer.predictor, face, frames)
     return result
 
 
@@ -79,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (fer.runtime)")
+    p.add_argument("--no-compare", action="store_true", help="skip timing every backend side by side")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     try:
-        result = run(args.model, args.frames)
+        result = run(args.model, args.frames, args.backend, not args.no_compare)
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

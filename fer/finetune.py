@@ -17,6 +17,9 @@ from fer.learner import (
     export_learner,
     face_dataloaders,
     fine_tune,
+    init_from_export,
+    load_card,
+    load_init_source,
     package_versions,
     pretrained_cfg,
     read_state,
@@ -42,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr-mult", type=float, default=5.0,
                    help="the backbone trains at lr/2/lr_mult, the head at lr/2 (fastai fine_tune's lr_mult)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha for the unfrozen phase (0: off)")
+    p.add_argument("--init-from", help="start from an exported learner's weights (same arch and classes; "
+                                       "a second stage, e.g. at a larger --size)")
     p.add_argument("--no-augment", action="store_true", help="turn off flip/rotate/zoom/warp/lighting")
     p.add_argument("--out", default="exports/fer_model.pkl", help="exported learner (.pkl); a .json card goes beside")
     p.add_argument("--run-dir", help="checkpoints, logs and plots (default: runs/<out name>)")
@@ -96,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = pretrained_cfg(args.arch)
         stats = grey_stats(cfg if not args.no_pretrained else None)
-        dls = face_dataloaders(args.data, args.size, stats, bs=args.bs, augment=not args.no_augment)
-        learn = build_learner(dls, args.arch, pretrained=not args.no_pretrained, weights=args.weights,
+        source = load_init_source(args.init_from) if args.init_from else None
+        dls = face_dataloaders(args.data, args.size, stats, bs=args.bs, augment=not args.no_augment,
+                               vocab=list(source.dls.vocab) if source else None)
+        # a second stage gets its weights from --init-from: no ImageNet download or file needed
+        from_imagenet = not (args.no_pretrained or args.init_from)
+        learn = build_learner(dls, args.arch, pretrained=from_imagenet, weights=args.weights if from_imagenet else None,
                               label_smoothing=args.label_smoothing, path=run_dir)
+        if source and not args.resume:
+            init_from_export(learn, source, f"--init-from {args.init_from}")
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -109,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lr finder suggests {args.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
     config_path.write_text(json.dumps(vars(args), indent=2))
     try:
-        fine_tune(learn, args.epochs, args.lr, args.freeze_epochs, run_dir, resume=args.resume, lr_mult=args.lr_mult)
+        fine_tune(learn, args.epochs, args.lr, args.freeze_epochs, run_dir, resume=args.resume, lr_mult=args.lr_mult,
+                  mixup=args.mixup)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -124,13 +137,19 @@ def main(argv: list[str] | None = None) -> int:
         "normalisation": {"mean": stats[0], "std": stats[1]},
         "pretrained": "none" if args.no_pretrained else (Path(args.weights).name if args.weights else "timm hub"),
         "epochs": {"frozen": args.freeze_epochs, "unfrozen": args.epochs}, "batch_size": args.bs, "lr": args.lr, "lr_mult": args.lr_mult,
-        "label_smoothing": args.label_smoothing, "augment": not args.no_augment,
+        "label_smoothing": args.label_smoothing, "mixup": args.mixup, "augment": not args.no_augment,
+        "init_from": Path(args.init_from).name if args.init_from else None,
         "valid_accuracy": state.get("best_accuracy"), "best_epoch": state.get("best_epoch"),
         "training_seconds": round(train_seconds, 1),
         "data": json.loads(source.read_text()) if source.exists() else {"folder": str(args.data)},
         "versions": package_versions(), "exported": timestamp(),
         "command": "python -m fer.finetune " + " ".join(sys.argv[1:] if argv is None else argv),
     }
+    if args.init_from:  # a second stage: keep the first stage's card, count both stages' time
+        card["previous_stage"] = load_card(args.init_from)
+        card["training_seconds_total"] = round(
+            train_seconds + card["previous_stage"].get("training_seconds_total",
+                                                       card["previous_stage"].get("training_seconds", 0)), 1)
     path = export_learner(learn, out, card)
     print(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); "
           f"training {train_seconds / 60:.1f} min; exported {path} and {path.with_suffix('.json')}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from fastai.vision.all import (
     Callback, CategoryBlock, DataBlock, DataLoaders, GrandparentSplitter, ImageBlock, Learner,
-    LabelSmoothingCrossEntropyFlat, PILImageBW, accuracy, get_image_files, parent_label,
+    LabelSmoothingCrossEntropyFlat, MixUp, PILImageBW, accuracy, get_image_files, parent_label,
     vision_learner,
 )
 from fastai.learner import load_model, save_model
@@ -60,14 +60,15 @@ def folder_classes(folder: Path) -> list[str]:
 
 
 def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float], bs: int = 64,
-                     augment: bool = True, num_workers: int = 0) -> DataLoaders:
-    """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces."""
+                     augment: bool = True, num_workers: int = 0, vocab: list[str] | None = None) -> DataLoaders:
+    """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces; classes in label order
+    unless ``vocab`` gives them (a second stage keeps its first stage's order)."""
     data_dir = Path(data_dir)
     for split in ("train", "valid"):
         if not (data_dir / split).is_dir():
             raise FileNotFoundError(f"{data_dir / split}: missing; make it with data_scripts/prepare_fer2013.py")
     block = DataBlock(
-        blocks=(ImageBlock(cls=PILImageBW), CategoryBlock(vocab=folder_classes(data_dir / "train"), sort=False)),
+        blocks=(ImageBlock(cls=PILImageBW), CategoryBlock(vocab=vocab or folder_classes(data_dir / "train"), sort=False)),
         get_items=train_valid_files,
         splitter=GrandparentSplitter(train_name="train", valid_name="valid"),
         get_y=parent_label,
@@ -151,13 +152,35 @@ def read_state(ckpt_dir: Path) -> dict:
 PHASES = ("frozen", "unfrozen")
 
 
+def load_init_source(model_path: str | Path) -> Learner:
+    """The exported learner a second training stage starts from (``--init-from``)."""
+    from fastai.learner import load_learner
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"--init-from {model_path}: no such file")
+    return load_learner(model_path)
+
+
+def init_from_export(learn: Learner, source: Learner, name: str = "--init-from") -> None:
+    """Copy an exported learner's weights into ``learn`` (same architecture and class order; the input size
+    may differ, e.g. for progressive resizing)."""
+    if list(source.dls.vocab) != list(learn.dls.vocab):
+        raise ValueError(f"{name}: classes {list(source.dls.vocab)} differ from {list(learn.dls.vocab)}")
+    try:
+        learn.model.load_state_dict(source.model.state_dict())
+    except RuntimeError as e:
+        raise ValueError(f"{name}: not the same architecture ({str(e).splitlines()[0]})") from None
+
+
 def fine_tune(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_dir: str | Path,
-              resume: bool = False, lr_mult: float = 5.0) -> None:
+              resume: bool = False, lr_mult: float = 5.0, mixup: float = 0.0) -> None:
     """fastai's ``fine_tune`` schedule (one-cycle on the frozen head, then all layers at lr/2 with the
     backbone at lr/2/lr_mult), checkpointed every epoch so ``resume`` continues a killed run.
 
     fastai's default ``lr_mult=100`` leaves an ImageNet backbone nearly frozen (~3e-5); grey 48-px faces
-    are far from ImageNet, and a first run with it reached only 45% valid after 3 epochs."""
+    are far from ImageNet, and a first run with it reached only 45% valid after 3 epochs.
+    ``mixup`` > 0 adds fastai's ``MixUp(alpha)`` callback to the unfrozen phase."""
     ckpt_dir = Path(ckpt_dir)
     state = read_state(ckpt_dir) if resume else {}
     if resume and not state:
@@ -181,7 +204,8 @@ def fine_tune(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_d
             load_model(ckpt_dir / "last.pth", learn.model, learn.opt, with_opt=True, device=learn.dls.device)
             print(f"resuming the {phase} phase at epoch {start + 1}/{n_epochs} (best accuracy so far {best:.4f})")
         cb = TrainingCheckpoints(ckpt_dir, phase, start, best, final=phase == "unfrozen")
-        learn.fit_one_cycle(n_epochs, lrs, start_epoch=start, cbs=cb, **kwargs)
+        cbs = [cb, MixUp(mixup)] if mixup and phase == "unfrozen" else [cb]
+        learn.fit_one_cycle(n_epochs, lrs, start_epoch=start, cbs=cbs, **kwargs)
         best = cb.best
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,20 @@ def test_share_offline_keeps_serving_locally(tiny_model):
     with running_app(tiny_model, "--share") as (url, proc, log):
         assert Client(url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert proc.poll() is None
+
+
+def test_result_files_are_unique_and_swept(astronaut):
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "app"))
+    from main import ResultFiles
+
+    files = ResultFiles(keep_s=60)
+    first, second = files.save(astronaut), files.save(astronaut)
+    assert first != second  # identical results never share a file that a second request could rewrite
+    assert Image.open(first).size == Image.open(second).size == (astronaut.shape[1], astronaut.shape[0])
+    files.keep_s = 0
+    third = files.save(astronaut)
+    assert [p.name for p in files.dir.iterdir()] == [Path(third).name]

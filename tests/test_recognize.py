@@ -13,17 +13,30 @@ from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
 from fer.tracking import FaceTracker
 
 
-def test_fast_path_equals_learn_predict(predictor, astronaut):
+@pytest.mark.parametrize("backend", ["onnx", "torchscript", "eager"])
+def test_fast_path_equals_learn_predict(predictor, astronaut, backend):
+    from fer.predict import FacePredictor
+
+    predictor = FacePredictor(predictor.learn, backend=backend)
     rng = np.random.default_rng(1)
     crops = [rng.integers(0, 256, (48, 48), dtype=np.uint8), astronaut[30:230, 160:340],
              rng.integers(0, 256, (31, 77), dtype=np.uint8), np.full((48, 48), 200, np.uint8)]
     fast = predictor.predict_proba(crops)
     with predictor.learn.no_bar():
         slow = np.stack([predictor.learn.predict(to_face(c))[2].numpy() for c in crops])
-    assert fast.shape == (4, 7) and np.abs(fast - slow).max() < 1e-4
+    assert fast.shape == (4, 7) and np.abs(fast - slow).max() < 1e-4 and predictor.backend_used == backend
     tta = predictor.predict_proba(crops, tta=True)
     mirrored = predictor.predict_proba([np.ascontiguousarray(to_face(c)[:, ::-1]) for c in crops])
     assert np.allclose(tta, (fast + mirrored) / 2, atol=1e-5)
+
+
+def test_default_backend_is_onnx_and_unknown_backends_are_named(predictor):
+    from fer.runtime import compile_for_inference
+
+    predictor.predict_proba([np.zeros((48, 48), np.uint8)])
+    assert predictor.backend_used == "onnx"
+    with pytest.raises(ValueError, match="backend 'tensorrt': choose one of auto, onnx"):
+        compile_for_inference(predictor.model, (1, 1, 48, 48), "tensorrt")
 
 
 def test_haar_finds_the_astronaut_and_nothing_in_coffee(astronaut):

@@ -118,3 +118,27 @@ def test_resume_without_checkpoint_and_bad_data_are_clear(tiny_data, tmp_path):
     assert result.returncode == 2 and "train: missing" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("-m", "fer.finetune", "--data", str(tmp_path), "--arch", "no_such_net", check=False)
     assert result.returncode == 2 and "unknown timm architecture 'no_such_net'" in result.stderr
+
+
+def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_data, tmp_path):
+    from fastai.learner import load_learner
+
+    out = tmp_path / "stage2.pkl"
+    args = finetune_args(tiny_data, out, tmp_path / "run", epochs="1")
+    args[args.index("--size") + 1] = "64"
+    run_cli(*args, "--init-from", str(tiny_model), "--mixup", "0.4")
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["init_from"] == tiny_model.name and card["mixup"] == 0.4 and card["input_size"] == 64
+    first, second = load_learner(tiny_model), load_learner(out)
+    assert list(second.dls.vocab) == list(first.dls.vocab)
+    changed = [not (a == b).all() for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values())
+               if a.is_floating_point()]
+    assert any(changed), "the second stage trained the weights it started from"
+
+    other = finetune_args(tiny_data, tmp_path / "x.pkl", tmp_path / "run2", epochs="1")
+    other[other.index("--arch") + 1] = "mobilenetv3_small_075"
+    result = run_cli(*other, "--init-from", str(tiny_model), check=False)
+    assert result.returncode == 2 and "not the same architecture" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run3"), "--init-from", str(tmp_path / "no.pkl"),
+                     check=False)
+    assert result.returncode == 2 and "no.pkl: no such file" in result.stderr

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Reproduces the shipped model exports/fer2013_effnet_lite0.pkl in two stages (progressive resizing):
+#   1. tf_efficientnet_lite0 from ImageNet, 80 px, 1 frozen + 20 epochs   -> runs/stage1_lite0_80.pkl
+#   2. from stage 1's weights, 96 px, 16 epochs with mixup 0.4 (~115 min) -> exports/fer2013_effnet_lite0.pkl
+# Killed? Run it again: a finished stage is skipped and an interrupted one continues (--resume) from its
+# last checkpoint in runs/. Env: DATA (default data/fer2013), WEIGHTS (a local ImageNet file; when it is
+# missing, timm downloads the weights from its hub).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-data/fer2013}
+WEIGHTS=${WEIGHTS:-../shared/weights/tf_efficientnet_lite0.in1k.safetensors}
+STAGE1=runs/stage1_lite0_80.pkl
+FINAL=exports/fer2013_effnet_lite0.pkl
+
+resume_flag() {  # --resume when the run directory holds a checkpoint of an unfinished run
+  if [ -f "$1/checkpoint.json" ]; then echo --resume; fi
+}
+
+if [ ! -f "$STAGE1" ]; then
+  imagenet=()
+  if [ -f "$WEIGHTS" ]; then imagenet=(--weights "$WEIGHTS"); fi
+  python -m fer.finetune --data "$DATA" --arch tf_efficientnet_lite0 "${imagenet[@]}" \
+    --size 80 --epochs 20 --lr 5e-3 --out "$STAGE1" --run-dir runs/stage1 $(resume_flag runs/stage1)
+fi
+python -m fer.finetune --data "$DATA" --arch tf_efficientnet_lite0 --init-from "$STAGE1" \
+  --size 96 --epochs 16 --freeze-epochs 0 --lr 4e-3 --mixup 0.4 \
+  --out "$FINAL" --run-dir runs/stage2 $(resume_flag runs/stage2)
