@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the shipped model exports/fer2013_effnet_lite0.pkl in two stages (progressive resizing):
-#   1. tf_efficientnet_lite0 from ImageNet, 80 px, 1 frozen + 20 epochs   -> runs/stage1_lite0_80.pkl
+#   1. tf_efficientnet_lite0 from ImageNet, 80 px, 1 frozen + 20 epochs (~100 min) -> runs/stage1_lite0_80.pkl
 #   2. from stage 1's weights, 96 px, 16 epochs with mixup 0.4 (~115 min) -> exports/fer2013_effnet_lite0.pkl
 # Killed? Run it again: a finished stage is skipped and an interrupted one continues (--resume) from its
 # last checkpoint in runs/. Env: DATA (default data/fer2013), WEIGHTS (a local ImageNet file; when it is
