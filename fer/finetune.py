@@ -19,13 +19,13 @@ from fer.learner import (
     fine_tune,
     init_from_export,
     load_card,
-    load_init_source,
     package_versions,
     pretrained_cfg,
     read_state,
     timestamp,
 )
 from fer.plotting import pyplot
+from fer.predict import ModelLoadError, load_learner_file
 from fer.preprocess import grey_stats
 
 
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = pretrained_cfg(args.arch)
         stats = grey_stats(cfg if not args.no_pretrained else None)
-        source = load_init_source(args.init_from) if args.init_from else None
+        # the loader the app uses: a missing, truncated or foreign file is a message naming the path
+        source = load_learner_file(args.init_from) if args.init_from else None
         dls = face_dataloaders(args.data, args.size, stats, bs=args.bs, augment=not args.no_augment,
                                vocab=list(source.dls.vocab) if source else None)
         # a second stage gets its weights from --init-from: no ImageNet download or file needed
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                               label_smoothing=args.label_smoothing, path=run_dir)
         if source and not args.resume:
             init_from_export(learn, source, f"--init-from {args.init_from}")
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{args.arch}: {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, classes {list(dls.vocab)}")

@@ -152,16 +152,6 @@ def read_state(ckpt_dir: Path) -> dict:
 PHASES = ("frozen", "unfrozen")
 
 
-def load_init_source(model_path: str | Path) -> Learner:
-    """The exported learner a second training stage starts from (``--init-from``)."""
-    from fastai.learner import load_learner
-
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"--init-from {model_path}: no such file")
-    return load_learner(model_path)
-
-
 def init_from_export(learn: Learner, source: Learner, name: str = "--init-from") -> None:
     """Copy an exported learner's weights into ``learn`` (same architecture and class order; the input size
     may differ, e.g. for progressive resizing)."""

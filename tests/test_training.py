@@ -141,4 +141,8 @@ def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_da
     assert result.returncode == 2 and "not the same architecture" in result.stderr and "Traceback" not in result.stderr
     result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run3"), "--init-from", str(tmp_path / "no.pkl"),
                      check=False)
-    assert result.returncode == 2 and "no.pkl: no such file" in result.stderr
+    assert result.returncode == 2 and "no.pkl: not found" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "cut.pkl").write_bytes(tiny_model.read_bytes()[:1000])
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run4"), "--init-from", str(tmp_path / "cut.pkl"),
+                     check=False)
+    assert result.returncode == 2 and "cut.pkl: not a readable fastai learner" in result.stderr
