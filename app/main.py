@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -36,11 +38,15 @@ class ResultFiles:
     Gradio caches a returned numpy image under a hash of its bytes and writes it in place, so two requests
     with the same result race: one client can download the file while the other is rewriting it (9 of 200
     uploads failed that way in benchmarks/load_test.py). A returned file path is copied into the cache
-    atomically instead."""
+    atomically instead. The folder is removed by :meth:`close`, or when the app exits."""
 
     def __init__(self, keep_s: float = CACHE_SWEEP[1]):
         self.dir = Path(tempfile.mkdtemp(prefix="fer-results-"))
         self.keep_s = keep_s
+        self._remove = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)  # also at exit
+
+    def close(self) -> None:
+        self._remove()
 
     def save(self, image: np.ndarray) -> str:
         self._sweep()

@@ -21,6 +21,9 @@ def stage_recipe(card: dict) -> str:
     frozen, unfrozen = card["epochs"]["frozen"], card["epochs"]["unfrozen"]
     start = f"from `{card['init_from']}`" if card.get("init_from") else f"ImageNet weights `{card['pretrained']}`"
     extras = f", mixup {card['mixup']:g}" if card.get("mixup") else ""
+    if card.get("teachers"):
+        extras += (f", distilled from {' + '.join(f'`{t}`' for t in card['teachers'])} (flip-TTA soft labels, "
+                   f"weight {card['distill_weight']:g}; labelling took {card.get('teacher_label_seconds', 0) / 60:.0f} min)")
     return (f"{start}, {card['input_size']} px: {frozen} frozen + {unfrozen} unfrozen epochs (fastai `fine_tune` "
             f"schedule, one-cycle), batch {card['batch_size']}, lr {card['lr']:g} (head lr/2, backbone "
             f"lr/2/{card.get('lr_mult', 5):g}), label smoothing {card['label_smoothing']}{extras}, `aug_transforms`; "
@@ -37,7 +40,7 @@ def recipe(card: dict) -> str:
 
 
 def commands(card: dict) -> str:
-    return "<br>".join(f"`{c['command']}`" for c in stages(card)) + " (both: `bash scripts/train_default.sh`)" * (
+    return "<br>".join(f"`{c['command']}`" for c in stages(card)) + " (all stages: `bash scripts/train_default.sh`)" * (
         len(stages(card)) > 1)
 
 
@@ -60,7 +63,7 @@ def main() -> None:
 | training data | FER-2013 Training split ({card['data'].get('csv')}, sha256 `{card['data'].get('sha256')}`) |
 | model selection | PublicTest (valid) accuracy {card['valid_accuracy']:.4f}, best epoch: {card['best_epoch']} |
 {recipe(card)}
-| training wall time | {card.get('training_seconds_total', card['training_seconds']) / 60:.0f} min on 2 CPU cores (sum of epoch times{', both stages' if card.get('previous_stage') else ''}) |
+| training wall time | {card.get('training_seconds_total', card['training_seconds']) / 60:.0f} min on 2 CPU cores (sum of epoch times{' and teacher labelling' if any(c.get('teacher_label_seconds') for c in stages(card)) else ''}{', all stages' if card.get('previous_stage') else ''}) |
 | versions | python {v['python']}, torch {v['torch']}, fastai {v['fastai']}, timm {v['timm']} |
 | command | {commands(card)} |
 

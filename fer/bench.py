@@ -3,7 +3,8 @@
     python -m fer.bench [--model PKL] [--frames 200] [--json FILE]
 
 Reports medians over the frames: full-frame detection, ROI detection near the tracked face,
-classification per face (batch 1; also with each inference backend side by side), and whole-frame time (detect + classify + draw) both with a full
+classification per face (batch 1; also with each inference backend side by side, with and without the
+preprocessing compiled into the model), and whole-frame time (detect + classify + draw) both with a full
 detection on every frame and as the webcam stream runs it (full detection every 5th frame, ROI search
 in between).
 """
@@ -50,15 +51,23 @@ def median_ms(fn, n: int, warmup: int = 5) -> float:
 
 
 def classify_by_backend(predictor: FacePredictor, face: list[np.ndarray], frames: int) -> dict[str, float]:
-    """Per-face classification time with each inference backend, side by side in one run."""
-    times = {}
+    """Per-face classification time with each inference backend, with the preprocessing compiled into the
+    model (``+pre``) and as fastai's pipeline before it, side by side in one run (rounds interleaved)."""
+    variants = {}
     for name in BACKENDS[1:]:
-        other = FacePredictor(predictor.learn, predictor.card, backend=name)
-        try:
-            times[name] = median_ms(lambda p=other: p.predict_proba(face), frames)
-        except Exception as e:  # noqa: BLE001 - a backend that cannot load here is reported, not fatal
-            print(f"backend {name}: unavailable ({type(e).__name__}: {e})", file=sys.stderr)
-    return times
+        for fused in (True, False):
+            other = FacePredictor(predictor.learn, predictor.card, backend=name, fuse_preprocess=fused)
+            try:
+                other.predict_proba(face)
+            except Exception as e:  # noqa: BLE001 - a backend that cannot load here is reported, not fatal
+                print(f"backend {name}: unavailable ({type(e).__name__}: {e})", file=sys.stderr)
+                break
+            variants[f"{name}{'+pre' if fused else ''}"] = other
+    rounds = {key: [] for key in variants}
+    for _ in range(5):
+        for key, other in variants.items():
+            rounds[key].append(median_ms(lambda p=other: p.predict_proba(face), max(frames // 5, 1), warmup=2))
+    return {key: statistics.median(times) for key, times in rounds.items()}
 
 
 def run(model: str | Path, frames: int, backend: str = "auto", compare: bool = True) -> dict:

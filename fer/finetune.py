@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from fer.distill import SoftLabel, labelling_seconds, load_or_make_soft_labels
 from fer.learner import (
     HISTORY,
     build_learner,
@@ -23,10 +24,14 @@ from fer.learner import (
     pretrained_cfg,
     read_state,
     timestamp,
+    train_valid_files,
 )
 from fer.plotting import pyplot
 from fer.predict import ModelLoadError, load_learner_file
 from fer.preprocess import grey_stats
+
+
+DEFAULT_DISTILL_WEIGHT = 0.7
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha for the unfrozen phase (0: off)")
     p.add_argument("--init-from", help="start from an exported learner's weights (same arch and classes; "
                                        "a second stage, e.g. at a larger --size)")
+    p.add_argument("--teacher", action="append", default=[],
+                   help="distil from this exported learner (repeat for an ensemble): its flip-TTA probabilities "
+                        "on the training images become soft labels")
+    p.add_argument("--distill-weight", type=float,
+                   help="with --teacher: weight of the soft-label loss, in (0, 1] (default 0.7; the rest is the "
+                        "hard-label loss)")
     p.add_argument("--no-augment", action="store_true", help="turn off flip/rotate/zoom/warp/lighting")
     p.add_argument("--out", default="exports/fer_model.pkl", help="exported learner (.pkl); a .json card goes beside")
     p.add_argument("--run-dir", help="checkpoints, logs and plots (default: runs/<out name>)")
@@ -87,8 +98,31 @@ def plot_history(history_csv: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def soft_labels(args: argparse.Namespace, run_dir: Path, vocab: list[str] | None) -> SoftLabel:
+    """The teachers' soft labels for the training images (computed once, cached in the run folder)."""
+    data = Path(args.data)
+    if not (data / "train").is_dir():
+        raise FileNotFoundError(f"{data / 'train'}: missing; make it with data_scripts/prepare_fer2013.py")
+    teachers = [load_learner_file(t) for t in args.teacher]  # clear errors before the long labelling pass
+    classes = vocab or list(teachers[0].dls.vocab)
+    for path, t in zip(args.teacher, teachers):
+        if list(t.dls.vocab) != classes:
+            raise ValueError(f"--teacher {path}: classes {list(t.dls.vocab)} differ from {classes}")
+    files = [f for f in train_valid_files(data) if f.parent.parent.name == "train"]
+    print(f"teacher labels for {len(files)} training images from {', '.join(args.teacher)}")
+    soft = load_or_make_soft_labels(run_dir / "teacher_probs.npz", dict(zip(args.teacher, teachers)), files, data)
+    return SoftLabel(soft, data, classes)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.distill_weight is not None and not args.teacher:
+        print("error: --distill-weight needs at least one --teacher", file=sys.stderr)
+        return 2
+    args.distill_weight = DEFAULT_DISTILL_WEIGHT if args.distill_weight is None else args.distill_weight
+    if args.teacher and not 0 < args.distill_weight <= 1:
+        print(f"error: --distill-weight {args.distill_weight}: must be in (0, 1]", file=sys.stderr)
+        return 2
     from fastai.torch_core import set_seed
 
     set_seed(args.seed)
@@ -104,12 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         stats = grey_stats(cfg if not args.no_pretrained else None)
         # the loader the app uses: a missing, truncated or foreign file is a message naming the path
         source = load_learner_file(args.init_from) if args.init_from else None
+        vocab = list(source.dls.vocab) if source else None
+        if args.teacher and args.mixup:
+            raise ValueError("--teacher and --mixup cannot be combined (the soft labels are per image)")
+        soft = soft_labels(args, run_dir, vocab) if args.teacher else None
         dls = face_dataloaders(args.data, args.size, stats, bs=args.bs, augment=not args.no_augment,
-                               vocab=list(source.dls.vocab) if source else None)
+                               vocab=vocab, soft_labels=soft)
         # a second stage gets its weights from --init-from: no ImageNet download or file needed
         from_imagenet = not (args.no_pretrained or args.init_from)
         learn = build_learner(dls, args.arch, pretrained=from_imagenet, weights=args.weights if from_imagenet else None,
-                              label_smoothing=args.label_smoothing, path=run_dir)
+                              label_smoothing=args.label_smoothing, path=run_dir,
+                              distill_weight=args.distill_weight if args.teacher else 0.0)
         if source and not args.resume:
             init_from_export(learn, source, f"--init-from {args.init_from}")
     except (FileNotFoundError, ValueError, ModelLoadError) as e:
@@ -128,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     plot_history(run_dir / HISTORY, run_dir / "training_curves.png")
+    if args.teacher:  # export without the soft labels: the same plain data pipeline as any other model
+        learn.dls = face_dataloaders(args.data, args.size, stats, bs=args.bs, augment=not args.no_augment,
+                                     vocab=list(dls.vocab))
+        learn.loss_func = learn.loss_func.hard_loss
 
     state = read_state(run_dir)
     import pandas as pd
@@ -136,21 +179,26 @@ def main(argv: list[str] | None = None) -> int:
     card = {
         "arch": args.arch, "input_size": args.size, "channels": 1, "classes": list(dls.vocab),
         "normalisation": {"mean": stats[0], "std": stats[1]},
-        "pretrained": "none" if args.no_pretrained else (Path(args.weights).name if args.weights else "timm hub"),
+        "pretrained": ("none" if args.no_pretrained else Path(args.weights).name if args.weights else "timm hub")
+        if not args.init_from else load_card(args.init_from).get("pretrained", "unknown"),
         "epochs": {"frozen": args.freeze_epochs, "unfrozen": args.epochs}, "batch_size": args.bs, "lr": args.lr, "lr_mult": args.lr_mult,
         "label_smoothing": args.label_smoothing, "mixup": args.mixup, "augment": not args.no_augment,
         "init_from": Path(args.init_from).name if args.init_from else None,
+        "teachers": [Path(t).name for t in args.teacher],
+        "distill_weight": args.distill_weight if args.teacher else None,
         "valid_accuracy": state.get("best_accuracy"), "best_epoch": state.get("best_epoch"),
         "training_seconds": round(train_seconds, 1),
         "data": json.loads(source.read_text()) if source.exists() else {"folder": str(args.data)},
         "versions": package_versions(), "exported": timestamp(),
         "command": "python -m fer.finetune " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    if args.init_from:  # a second stage: keep the first stage's card, count both stages' time
+    if args.teacher:
+        card["teacher_label_seconds"] = round(labelling_seconds(run_dir / "teacher_probs.npz"), 1)
+    if args.init_from:  # a later stage: keep the previous stage's card, count every stage's time
         card["previous_stage"] = load_card(args.init_from)
         card["training_seconds_total"] = round(
-            train_seconds + card["previous_stage"].get("training_seconds_total",
-                                                       card["previous_stage"].get("training_seconds", 0)), 1)
+            train_seconds + card.get("teacher_label_seconds", 0)
+            + card["previous_stage"].get("training_seconds_total", card["previous_stage"].get("training_seconds", 0)), 1)
     path = export_learner(learn, out, card)
     print(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); "
           f"training {train_seconds / 60:.1f} min; exported {path} and {path.with_suffix('.json')}")

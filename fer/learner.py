@@ -6,17 +6,31 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from fastai.learner import load_model, save_model
 from fastai.vision.all import (
-    Callback, CategoryBlock, DataBlock, DataLoaders, GrandparentSplitter, ImageBlock, Learner,
-    LabelSmoothingCrossEntropyFlat, MixUp, PILImageBW, accuracy, get_image_files, parent_label,
+    Callback,
+    CategoryBlock,
+    CrossEntropyLossFlat,
+    DataBlock,
+    DataLoaders,
+    GrandparentSplitter,
+    ImageBlock,
+    LabelSmoothingCrossEntropyFlat,
+    Learner,
+    MixUp,
+    PILImageBW,
+    TransformBlock,
+    accuracy,
+    get_image_files,
+    parent_label,
     vision_learner,
 )
-from fastai.learner import load_model, save_model
 
-from fer import preprocess
+from fer import distill, preprocess
 from fer.fileio import write_json_atomic
 from fer.labels import FERPLUS_CLASSES
 
@@ -60,18 +74,23 @@ def folder_classes(folder: Path) -> list[str]:
 
 
 def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float], bs: int = 64,
-                     augment: bool = True, num_workers: int = 0, vocab: list[str] | None = None) -> DataLoaders:
+                     augment: bool = True, num_workers: int = 0, vocab: list[str] | None = None,
+                     soft_labels: Callable[[Path], torch.Tensor] | None = None) -> DataLoaders:
     """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces; classes in label order
-    unless ``vocab`` gives them (a second stage keeps its first stage's order)."""
+    unless ``vocab`` gives them (a second stage keeps its first stage's order). ``soft_labels`` (a
+    :class:`fer.distill.SoftLabel`) adds a second target, the teacher's probabilities, for distillation."""
     data_dir = Path(data_dir)
     for split in ("train", "valid"):
         if not (data_dir / split).is_dir():
             raise FileNotFoundError(f"{data_dir / split}: missing; make it with data_scripts/prepare_fer2013.py")
+    label_block = CategoryBlock(vocab=vocab or folder_classes(data_dir / "train"), sort=False)
+    extra = (TransformBlock(),) if soft_labels else ()
     block = DataBlock(
-        blocks=(ImageBlock(cls=PILImageBW), CategoryBlock(vocab=vocab or folder_classes(data_dir / "train"), sort=False)),
+        blocks=(ImageBlock(cls=PILImageBW), label_block, *extra),
+        n_inp=1,
         get_items=train_valid_files,
         splitter=GrandparentSplitter(train_name="train", valid_name="valid"),
-        get_y=parent_label,
+        get_y=[parent_label, soft_labels] if soft_labels else parent_label,
         item_tfms=preprocess.item_tfms(),
         batch_tfms=preprocess.batch_tfms(size, stats, augment),
     )
@@ -81,14 +100,18 @@ def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float]
 # --------------------------------------------------------------------------- learner
 
 def build_learner(dls: DataLoaders, arch: str, pretrained: bool = True, weights: str | Path | None = None,
-                  label_smoothing: float = 0.1, path: str | Path = ".") -> Learner:
+                  label_smoothing: float = 0.1, path: str | Path = ".", distill_weight: float = 0.0) -> Learner:
     """``vision_learner`` on a timm architecture with a one-channel (grey) stem.
 
     Normalisation is already in ``dls`` (from :mod:`fer.preprocess`), so fastai's own is off.
+    ``distill_weight`` > 0 (with soft-label ``dls``) mixes in the teacher's soft labels (:mod:`fer.distill`).
     """
-    loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else None
+    loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat()
+    metric = accuracy
+    if distill_weight:
+        loss, metric = distill.DistillationLoss(loss, distill_weight), distill.accuracy
     learn = vision_learner(dls, arch, n_in=1, pretrained=pretrained or weights is not None, normalize=False,
-                           loss_func=loss, metrics=accuracy, path=path, **timm_kwargs(weights))
+                           loss_func=loss, metrics=metric, path=path, **timm_kwargs(weights))
     # channels-last convolutions train about 2x faster on CPU here (benchmarks/train_throughput.py);
     # fastai's ChannelsLast callback converts the model when fitting starts
     learn.to_channelslast(use_amp=False)

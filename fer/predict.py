@@ -9,9 +9,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from fastai.vision.all import TensorImageBW
 from fasttransform import Pipeline
 
-from fer.preprocess import faces_to_batch
+from fer.preprocess import faces_to_batch, inference_module
 from fer.runtime import compile_for_inference
 
 #: Where the shipped default model lives (relative to the project root).
@@ -49,14 +50,14 @@ class FacePredictor:
     """Classifies 48×48-able face crops with an exported learner: one forward pass per batch, through the
     learner's own validation ``after_batch`` pipeline (the preprocessing it was trained with)."""
 
-    def __init__(self, learn, card: dict | None = None, backend: str = "auto"):
+    def __init__(self, learn, card: dict | None = None, backend: str = "auto", fuse_preprocess: bool = True):
         self.learn = learn
         self.model = learn.model.eval()
         # the validation-time view of the pipeline: resize + normalise, no random augmentation
         self.pipeline = Pipeline(learn.dls.valid.after_batch.fs, split_idx=1)
         self.classes: list[str] = list(learn.dls.vocab)
         self.card = card or {}
-        self.backend = backend
+        self.backend, self.fuse_preprocess = backend, fuse_preprocess
         self.backend_used: str | None = None  # known after the first prediction
         self._compiled = None
 
@@ -81,14 +82,23 @@ class FacePredictor:
         return torch.cat(out).numpy()
 
     def _forward(self, batch) -> torch.Tensor:
-        x = self.pipeline(batch).as_subclass(torch.Tensor)
-        return torch.softmax(self._inference_fn(x)(x).float(), dim=1)
+        return torch.softmax(self._inference_fn(batch)(batch.as_subclass(torch.Tensor)).float(), dim=1)
 
-    def _inference_fn(self, x: torch.Tensor):
-        """The model compiled for CPU inference on first use (:mod:`fer.runtime`; ONNX Runtime unless
-        ``backend`` says otherwise), checked against the eager model."""
+    def _inference_fn(self, batch):
+        """uint8 faces → logits, compiled for CPU inference on first use (:mod:`fer.runtime`; ONNX Runtime
+        unless ``backend`` says otherwise) and checked against the eager model. The preprocessing is compiled
+        with the model when :func:`fer.preprocess.inference_module` can express the learner's pipeline;
+        otherwise (or with ``fuse_preprocess=False``) the pipeline runs first."""
         if self._compiled is None:
-            self._compiled, self.backend_used = compile_for_inference(self.model, (2, *x.shape[1:]), self.backend)
+            example = torch.randint(0, 256, (2, *batch.shape[1:]), dtype=torch.uint8)
+            preprocess = inference_module(self.pipeline) if self.fuse_preprocess else None
+            if preprocess is not None:
+                net = torch.nn.Sequential(preprocess, self.model)
+                self._compiled, self.backend_used = compile_for_inference(net, example, self.backend)
+            else:
+                x = self.pipeline(TensorImageBW(example)).as_subclass(torch.Tensor)
+                model, self.backend_used = compile_for_inference(self.model, tuple(x.shape), self.backend)
+                self._compiled = lambda b: model(self.pipeline(TensorImageBW(b)).as_subclass(torch.Tensor))
         return self._compiled
 
     def describe(self) -> str:

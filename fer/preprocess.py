@@ -4,7 +4,9 @@ A face is a grey 48×48 image (FER-2013's native form). Item level: any image �
 Batch level (fastai ``after_batch``): uint8 → float, augmentation in training only, bilinear
 resize to the model's input size, normalisation with the backbone's pretrained statistics.
 Inference runs the exported learner's own ``after_batch`` pipeline on a uint8 batch built by
-:func:`faces_to_batch`, so the two paths cannot drift apart.
+:func:`faces_to_batch`, so the two paths cannot drift apart; :func:`inference_module` turns that
+pipeline into a torch module (read from the pipeline's own settings and checked against it) so it can
+be compiled together with the model.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-from fastai.vision.all import AffineCoordTfm, Normalize, Resize, ResizeMethod, TensorImageBW, aug_transforms
+import torch.nn.functional as F
+from fastai.vision.all import (
+    AffineCoordTfm,
+    IntToFloatTensor,
+    Normalize,
+    Resize,
+    ResizeMethod,
+    TensorImageBW,
+    aug_transforms,
+)
 
 from fer.labels import FACE_SIZE
 
@@ -63,3 +74,45 @@ def faces_to_batch(faces: Sequence[np.ndarray]) -> TensorImageBW:
     """Stack 48×48 grey faces into the uint8 ``(N, 1, 48, 48)`` batch the learner's pipeline expects."""
     array = np.stack([to_face(f) for f in faces])[:, None]
     return TensorImageBW(torch.from_numpy(array))
+
+
+class InferencePreprocess(torch.nn.Module):
+    """The validation ``after_batch`` pipeline as one compilable module: uint8 ÷ ``div``, bilinear resize
+    to ``size`` (fastai's identity affine resample), normalise."""
+
+    def __init__(self, div: float, size: tuple[int, int], align_corners: bool, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.div, self.size, self.align_corners = float(div), tuple(size), bool(align_corners)
+        self.register_buffer("mean", mean.detach().clone().float().reshape(1, -1, 1, 1))
+        self.register_buffer("std", std.detach().clone().float().reshape(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() / self.div
+        x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=self.align_corners)
+        return (x - self.mean) / self.std
+
+
+def inference_module(pipeline, tolerance: float = 1e-4) -> InferencePreprocess | None:
+    """``pipeline`` (a learner's validation ``after_batch``) as an :class:`InferencePreprocess`, or None when
+    it holds a transform this does not know or the module's output differs from the pipeline's."""
+    div, size, align_corners, mean, std = 255.0, None, True, None, None
+    for tfm in pipeline.fs:
+        if getattr(tfm, "split_idx", None) == 0:  # training-time augmentation
+            continue
+        if isinstance(tfm, IntToFloatTensor):
+            div = tfm.div
+        elif isinstance(tfm, AffineCoordTfm) and tfm.mode == "bilinear" and tfm.cp_size:
+            size, align_corners = tfm.cp_size, tfm.align_corners
+        elif isinstance(tfm, Normalize):
+            mean, std = tfm.mean, tfm.std
+        else:
+            return None
+    if size is None or mean is None:
+        return None
+    module = InferencePreprocess(div, size, align_corners, mean, std).eval()
+    faces = torch.randint(0, 256, (4, 1, FACE_SIZE, FACE_SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = pipeline(TensorImageBW(faces)).as_subclass(torch.Tensor)
+        if expected.shape != module(faces).shape or float((module(faces) - expected).abs().max()) > tolerance:
+            return None
+    return module

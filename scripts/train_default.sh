@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Reproduces the shipped model exports/fer2013_effnet_lite0.pkl in two stages (progressive resizing):
+# Reproduces the shipped model exports/fer2013_effnet_lite0.pkl in three stages:
 #   1. tf_efficientnet_lite0 from ImageNet, 80 px, 1 frozen + 20 epochs (~100 min) -> runs/stage1_lite0_80.pkl
-#   2. from stage 1's weights, 96 px, 16 epochs with mixup 0.4 (~115 min) -> exports/fer2013_effnet_lite0.pkl
+#   2. from stage 1's weights, 96 px, 16 epochs with mixup 0.4 (~115 min) -> runs/stage2/fer2013_effnet_lite0_96.pkl
+#   3. from stage 2's weights, 96 px, 15 epochs distilled from stages 1 + 2 (their flip-TTA soft labels,
+#      weight 0.7; ~95 min) -> exports/fer2013_effnet_lite0.pkl
 # Killed? Run it again: a finished stage is skipped and an interrupted one continues (--resume) from its
 # last checkpoint in runs/. Env: DATA (default data/fer2013), WEIGHTS (a local ImageNet file; when it is
 # missing, timm downloads the weights from its hub).
@@ -10,6 +12,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-data/fer2013}
 WEIGHTS=${WEIGHTS:-../shared/weights/tf_efficientnet_lite0.in1k.safetensors}
 STAGE1=runs/stage1_lite0_80.pkl
+STAGE2=runs/stage2/fer2013_effnet_lite0_96.pkl
 FINAL=exports/fer2013_effnet_lite0.pkl
 
 resume_flag() {  # --resume when the run directory holds a checkpoint of an unfinished run
@@ -22,6 +25,12 @@ if [ ! -f "$STAGE1" ]; then
   python -m fer.finetune --data "$DATA" --arch tf_efficientnet_lite0 "${imagenet[@]}" \
     --size 80 --epochs 20 --lr 5e-3 --out "$STAGE1" --run-dir runs/stage1 $(resume_flag runs/stage1)
 fi
-python -m fer.finetune --data "$DATA" --arch tf_efficientnet_lite0 --init-from "$STAGE1" \
-  --size 96 --epochs 16 --freeze-epochs 0 --lr 4e-3 --mixup 0.4 \
-  --out "$FINAL" --run-dir runs/stage2 $(resume_flag runs/stage2)
+if [ ! -f "$STAGE2" ]; then
+  python -m fer.finetune --data "$DATA" --arch tf_efficientnet_lite0 --init-from "$STAGE1" \
+    --size 96 --epochs 16 --freeze-epochs 0 --lr 4e-3 --mixup 0.4 \
+    --out "$STAGE2" --run-dir runs/stage2 $(resume_flag runs/stage2)
+fi
+python -m fer.finetune --data "$DATA" --arch tf_efficientnet_lite0 --init-from "$STAGE2" \
+  --teacher "$STAGE1" --teacher "$STAGE2" --distill-weight 0.7 \
+  --size 96 --epochs 15 --freeze-epochs 0 --lr 2e-3 \
+  --out "$FINAL" --run-dir runs/stage3 $(resume_flag runs/stage3)

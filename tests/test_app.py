@@ -141,3 +141,5 @@ def test_result_files_are_unique_and_swept(astronaut):
     files.keep_s = 0
     third = files.save(astronaut)
     assert [p.name for p in files.dir.iterdir()] == [Path(third).name]
+    files.close()
+    assert not files.dir.exists()  # nothing left behind in the temp folder

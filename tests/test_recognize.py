@@ -13,11 +13,12 @@ from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
 from fer.tracking import FaceTracker
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("backend", ["onnx", "torchscript", "eager"])
-def test_fast_path_equals_learn_predict(predictor, astronaut, backend):
+def test_fast_path_equals_learn_predict(predictor, astronaut, backend, fused):
     from fer.predict import FacePredictor
 
-    predictor = FacePredictor(predictor.learn, backend=backend)
+    predictor = FacePredictor(predictor.learn, backend=backend, fuse_preprocess=fused)
     rng = np.random.default_rng(1)
     crops = [rng.integers(0, 256, (48, 48), dtype=np.uint8), astronaut[30:230, 160:340],
              rng.integers(0, 256, (31, 77), dtype=np.uint8), np.full((48, 48), 200, np.uint8)]
@@ -37,6 +38,28 @@ def test_default_backend_is_onnx_and_unknown_backends_are_named(predictor):
     assert predictor.backend_used == "onnx"
     with pytest.raises(ValueError, match="backend 'tensorrt': choose one of auto, onnx"):
         compile_for_inference(predictor.model, (1, 1, 48, 48), "tensorrt")
+
+
+def test_compiled_preprocessing_is_the_learners_pipeline(predictor):
+    import torch
+    from fastai.vision.all import TensorImageBW
+
+    from fer.preprocess import inference_module
+
+    module = inference_module(predictor.pipeline)
+    assert module is not None and module.size == (48, 48)  # the tiny model's input size
+    faces = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
+    expected = predictor.pipeline(TensorImageBW(faces)).as_subclass(torch.Tensor)
+    assert torch.allclose(module(faces), expected, atol=1e-5)
+
+
+def test_bench_reports_every_stage_and_backend(tiny_model):
+    from fer.bench import run
+
+    result = run(tiny_model, frames=2)
+    assert result["backend"] == "onnx" and result["frame_ms_median"] > 0 and result["classify_ms_per_face_median"] > 0
+    assert set(result["classify_ms_per_face_median_by_backend"]) == {
+        "onnx+pre", "onnx", "torchscript+pre", "torchscript", "eager+pre", "eager"}
 
 
 def test_haar_finds_the_astronaut_and_nothing_in_coffee(astronaut):

@@ -146,3 +146,46 @@ def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_da
     result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run4"), "--init-from", str(tmp_path / "cut.pkl"),
                      check=False)
     assert result.returncode == 2 and "cut.pkl: not a readable fastai learner" in result.stderr
+
+
+def test_distillation_from_a_teacher_ensemble(tiny_model, tiny_data, tmp_path):
+    import numpy as np
+    from fastai.learner import load_learner
+
+    from fer.distill import SoftLabel, teacher_probs
+    from fer.learner import train_valid_files
+    from fer.predict import FacePredictor
+
+    out, run = tmp_path / "student.pkl", tmp_path / "run"
+    teachers = ["--teacher", str(tiny_model), "--teacher", str(tiny_model)]
+    result = run_cli(*finetune_args(tiny_data, out, run, epochs="1"), "--init-from", str(tiny_model), *teachers,
+                     "--distill-weight", "0.5")
+    assert "teacher labels for 56 training images" in result.stdout
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["teachers"] == [tiny_model.name] * 2 and card["distill_weight"] == 0.5
+
+    # the cached soft labels are the teacher's own flip-TTA probabilities for each training image
+    cache = np.load(run / "teacher_probs.npz")
+    files = [f for f in train_valid_files(tiny_data) if f.parent.parent.name == "train"]
+    expected = teacher_probs([FacePredictor(load_learner(tiny_model))], files[:5])
+    assert cache["probs"].shape == (56, 7) and np.allclose(cache["probs"][:5], expected, atol=1e-4)
+    assert np.allclose(cache["probs"].sum(1), 1, atol=1e-4)
+
+    # the exported student is a plain learner: one target, the same classes, no soft labels inside
+    student = load_learner(out)
+    assert student.dls.n_inp == 1 and len(student.dls.valid.dataset.tls) == 2
+    assert list(student.dls.vocab) == list(FER2013_CLASSES)
+    label = SoftLabel({}, tiny_data, FER2013_CLASSES)(tiny_data / "valid" / "fear" / "x.png")
+    assert label.tolist() == [0, 0, 1, 0, 0, 0, 0]  # validation images keep their true label
+
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), *teachers, "--mixup", "0.4", check=False)
+    assert result.returncode == 2 and "cannot be combined" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), *teachers, "--distill-weight", "1.5",
+                     check=False)
+    assert result.returncode == 2 and "--distill-weight 1.5: must be in (0, 1]" in result.stderr
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), "--distill-weight", "0.5", check=False)
+    assert result.returncode == 2 and "needs at least one --teacher" in result.stderr
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), "--teacher", str(tmp_path / "none.pkl"),
+                     check=False)
+    assert result.returncode == 2 and "none.pkl: not found" in result.stderr and "Traceback" not in result.stderr
+    assert out.exists(), "a refused run leaves the earlier export in place"
