@@ -39,9 +39,9 @@ def load_or_make_soft_labels(cache: Path, teachers: dict[str, object], files: Se
     keys = [str(Path(f).relative_to(root)) for f in files]
     names = sorted(teachers)
     if cache.exists():
-        saved = np.load(cache)
-        if list(saved["keys"]) == keys and list(saved["teachers"]) == names:
-            return dict(zip(keys, saved["probs"]))
+        with np.load(cache) as saved:
+            if list(saved["keys"]) == keys and list(saved["teachers"]) == names:
+                return dict(zip(keys, saved["probs"]))
     from fer.predict import FacePredictor
 
     start = time.perf_counter()
@@ -55,8 +55,10 @@ def load_or_make_soft_labels(cache: Path, teachers: dict[str, object], files: Se
 
 def labelling_seconds(cache: Path) -> float:
     """How long the teachers took to label the training images (0 if unknown)."""
-    saved = np.load(cache) if Path(cache).exists() else {}
-    return float(saved["seconds"]) if "seconds" in saved else 0.0
+    if not Path(cache).exists():
+        return 0.0
+    with np.load(cache) as saved:
+        return float(saved["seconds"]) if "seconds" in saved else 0.0
 
 
 class SoftLabel:

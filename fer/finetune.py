@@ -23,13 +23,13 @@ from fer.learner import (
     package_versions,
     pretrained_cfg,
     read_state,
+    require_splits,
+    split_files,
     timestamp,
-    train_valid_files,
 )
 from fer.plotting import pyplot
 from fer.predict import ModelLoadError, load_learner_file
 from fer.preprocess import grey_stats
-
 
 DEFAULT_DISTILL_WEIGHT = 0.7
 
@@ -101,14 +101,13 @@ def plot_history(history_csv: Path, path: Path) -> None:
 def soft_labels(args: argparse.Namespace, run_dir: Path, vocab: list[str] | None) -> SoftLabel:
     """The teachers' soft labels for the training images (computed once, cached in the run folder)."""
     data = Path(args.data)
-    if not (data / "train").is_dir():
-        raise FileNotFoundError(f"{data / 'train'}: missing; make it with data_scripts/prepare_fer2013.py")
+    require_splits(data, "train")
     teachers = [load_learner_file(t) for t in args.teacher]  # clear errors before the long labelling pass
     classes = vocab or list(teachers[0].dls.vocab)
     for path, t in zip(args.teacher, teachers):
         if list(t.dls.vocab) != classes:
             raise ValueError(f"--teacher {path}: classes {list(t.dls.vocab)} differ from {classes}")
-    files = [f for f in train_valid_files(data) if f.parent.parent.name == "train"]
+    files = split_files(data, "train")
     print(f"teacher labels for {len(files)} training images from {', '.join(args.teacher)}")
     soft = load_or_make_soft_labels(run_dir / "teacher_probs.npz", dict(zip(args.teacher, teachers)), files, data)
     return SoftLabel(soft, data, classes)

@@ -62,9 +62,21 @@ def pretrained_cfg(arch: str) -> dict:
 
 # --------------------------------------------------------------------------- data
 
+def split_files(path: Path, *splits: str) -> list[Path]:
+    """Images under the named split folders of ``path`` (e.g. ``train``)."""
+    return get_image_files(path, folders=list(splits))
+
+
 def train_valid_files(path: Path) -> list[Path]:
     """Images under ``path/train`` and ``path/valid`` only (test stays untouched)."""
-    return get_image_files(path, folders=["train", "valid"])
+    return split_files(path, "train", "valid")
+
+
+def require_splits(data_dir: Path, *splits: str) -> None:
+    """A clear error naming the first missing split folder (made by data_scripts/prepare_fer2013.py)."""
+    for split in splits:
+        if not (Path(data_dir) / split).is_dir():
+            raise FileNotFoundError(f"{Path(data_dir) / split}: missing; make it with data_scripts/prepare_fer2013.py")
 
 
 def folder_classes(folder: Path) -> list[str]:
@@ -80,9 +92,7 @@ def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float]
     unless ``vocab`` gives them (a second stage keeps its first stage's order). ``soft_labels`` (a
     :class:`fer.distill.SoftLabel`) adds a second target, the teacher's probabilities, for distillation."""
     data_dir = Path(data_dir)
-    for split in ("train", "valid"):
-        if not (data_dir / split).is_dir():
-            raise FileNotFoundError(f"{data_dir / split}: missing; make it with data_scripts/prepare_fer2013.py")
+    require_splits(data_dir, "train", "valid")
     label_block = CategoryBlock(vocab=vocab or folder_classes(data_dir / "train"), sort=False)
     extra = (TransformBlock(),) if soft_labels else ()
     block = DataBlock(

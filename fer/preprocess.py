@@ -112,7 +112,7 @@ def inference_module(pipeline, tolerance: float = 1e-4) -> InferencePreprocess |
     module = InferencePreprocess(div, size, align_corners, mean, std).eval()
     faces = torch.randint(0, 256, (4, 1, FACE_SIZE, FACE_SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = pipeline(TensorImageBW(faces)).as_subclass(torch.Tensor)
-        if expected.shape != module(faces).shape or float((module(faces) - expected).abs().max()) > tolerance:
+        expected, got = pipeline(TensorImageBW(faces)).as_subclass(torch.Tensor), module(faces)
+        if got.shape != expected.shape or float((got - expected).abs().max()) > tolerance:
             return None
     return module

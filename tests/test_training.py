@@ -153,7 +153,7 @@ def test_distillation_from_a_teacher_ensemble(tiny_model, tiny_data, tmp_path):
     from fastai.learner import load_learner
 
     from fer.distill import SoftLabel, teacher_probs
-    from fer.learner import train_valid_files
+    from fer.learner import split_files
     from fer.predict import FacePredictor
 
     out, run = tmp_path / "student.pkl", tmp_path / "run"
@@ -166,7 +166,7 @@ def test_distillation_from_a_teacher_ensemble(tiny_model, tiny_data, tmp_path):
 
     # the cached soft labels are the teacher's own flip-TTA probabilities for each training image
     cache = np.load(run / "teacher_probs.npz")
-    files = [f for f in train_valid_files(tiny_data) if f.parent.parent.name == "train"]
+    files = split_files(tiny_data, "train")
     expected = teacher_probs([FacePredictor(load_learner(tiny_model))], files[:5])
     assert cache["probs"].shape == (56, 7) and np.allclose(cache["probs"][:5], expected, atol=1e-4)
     assert np.allclose(cache["probs"].sum(1), 1, atol=1e-4)
