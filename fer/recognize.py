@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer.detect import Box, FaceDetector, HaarFaceDetector, crop, to_grey
+from fer.detect import Box, CropSpec, FaceDetector, face_crop, make_detector, to_grey
 from fer.draw import draw_face, draw_message
 from fer.images import as_rgb_frame
 from fer.predict import FacePredictor
 from fer.tracking import FaceTracker
 
-#: Crop margin around a detector box, as a fraction of its size (FER-2013 faces are loosely cropped).
-FACE_MARGIN = 0.1
+#: Photos are searched at up to this width (small faces in group shots), video frames at the smaller one (speed).
+PHOTO_DETECT_WIDTH, VIDEO_DETECT_WIDTH = 640, 320
 
 
 @dataclass
@@ -29,17 +29,27 @@ class FaceResult:
     def confidence(self) -> float:
         return self.probs[self.label]
 
+    def as_dict(self) -> dict:
+        """JSON-ready: the box (with landmarks and score when the detector gives them), label, probabilities."""
+        return {"box": self.box.as_dict(), "label": self.label, "probabilities": self.probs}
+
 
 class FaceRecognizer:
     """Detector + batched classifier. ``analyze`` returns faces left to right; ``annotate`` draws them."""
 
     def __init__(self, predictor: FacePredictor, detector: FaceDetector | None = None,
-                 video_detector: FaceDetector | None = None, margin: float = FACE_MARGIN):
+                 video_detector: FaceDetector | None = None, crop: CropSpec = CropSpec()):
         self.predictor = predictor
-        # photos: detect on up to 640 px wide (small faces in group shots); video: 320 px, for speed
-        self.detector = detector or HaarFaceDetector(detect_width=640)
-        self.video_detector = video_detector or detector or HaarFaceDetector(detect_width=320)
-        self.margin = margin
+        self.detector = detector or make_detector("yunet", PHOTO_DETECT_WIDTH)
+        self.video_detector = video_detector or detector or make_detector("yunet", VIDEO_DETECT_WIDTH)
+        self.crop = crop
+
+    @classmethod
+    def with_detector(cls, predictor: FacePredictor, name: str = "yunet", min_face: int = 0,
+                      score_threshold: float | None = None, crop: CropSpec = CropSpec()) -> "FaceRecognizer":
+        """A recognizer using the named detector (:data:`fer.detect.DETECTORS`) for photos and video."""
+        return cls(predictor, make_detector(name, PHOTO_DETECT_WIDTH, min_face, score_threshold),
+                   make_detector(name, VIDEO_DETECT_WIDTH, min_face, score_threshold), crop)
 
     @property
     def classes(self) -> list[str]:
@@ -48,7 +58,7 @@ class FaceRecognizer:
     def classify(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         """Probabilities for every box, one forward pass for all faces."""
         grey = to_grey(image)
-        return self.predictor.predict_proba([crop(grey, b, self.margin) for b in boxes])
+        return self.predictor.predict_proba([face_crop(grey, b, self.crop) for b in boxes])
 
     def analyze(self, image: np.ndarray) -> list[FaceResult]:
         boxes = sorted(self.detector.detect(image), key=lambda b: (b.x, b.y))
@@ -69,8 +79,9 @@ class FaceRecognizer:
 class VideoSession:
     """Per-viewer state for a webcam stream: the tracker plus detection scheduling.
 
-    A full-frame detection runs every ``full_detect_every`` frames (and whenever nothing is tracked);
-    in between, each tracked face is searched for only near its last box, which is several times cheaper.
+    A full-frame detection runs every ``full_detect_every`` frames (and whenever nothing is tracked); on the
+    frames in between, each tracked face is searched for only near its last box (``search_margin`` × its
+    size around it). ``full_detect_every=1`` searches the whole frame every time.
     """
 
     tracker: FaceTracker = field(default_factory=FaceTracker)
@@ -79,19 +90,23 @@ class VideoSession:
     frames: int = 0
     shape: tuple[int, int] | None = None
 
+    def __post_init__(self):
+        if self.full_detect_every < 1:
+            raise ValueError(f"full_detect_every={self.full_detect_every}: must be 1 or more")
+
     def detect(self, recognizer: FaceRecognizer, frame: np.ndarray) -> list[Box]:
         if self.shape != frame.shape[:2]:  # new camera or resolution: start over
             self.tracker.reset()
             self.shape = frame.shape[:2]
         self.frames += 1
-        if not self.tracker.tracks or self.frames % self.full_detect_every == 1 or self.full_detect_every <= 1:
+        if not self.tracker.tracks or (self.frames - 1) % self.full_detect_every == 0:
             return recognizer.video_detector.detect(frame)
         h, w = frame.shape[:2]
         found: list[Box] = []
         for track in self.tracker.tracks:
             region = track.box.expand(self.search_margin).clip(w, h)
             for b in recognizer.video_detector.detect(frame[region.y:region.y + region.h, region.x:region.x + region.w]):
-                box = Box(b.x + region.x, b.y + region.y, b.w, b.h)
+                box = b.shift(region.x, region.y)
                 if all(box.iou(f) < 0.5 for f in found):
                     found.append(box)
         return found

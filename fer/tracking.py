@@ -4,7 +4,7 @@ new face in its place starts fresh."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Sequence
 
@@ -18,7 +18,6 @@ class Track:
     id: int
     box: Box
     probs: np.ndarray  # smoothed class probabilities
-    hits: int = 1
     misses: int = 0  # consecutive frames without a matching detection
 
 
@@ -47,7 +46,6 @@ class FaceTracker:
             track = self.tracks[ti]
             track.box = _blend(track.box, boxes[bi], 0.6)
             track.probs = self.alpha * probs[bi] + (1 - self.alpha) * track.probs
-            track.hits += 1
             track.misses = 0
             matched_tracks.add(ti)
             unmatched.discard(bi)
@@ -66,6 +64,7 @@ class FaceTracker:
 
 
 def _blend(old: Box, new: Box, weight: float) -> Box:
-    """Move a box towards the new detection (damps jitter without lagging far behind)."""
+    """Move a box towards the new detection (damps jitter without lagging far behind); the new detection's
+    landmarks and score are kept."""
     mix = lambda a, b: round(weight * b + (1 - weight) * a)  # noqa: E731
-    return Box(mix(old.x, new.x), mix(old.y, new.y), mix(old.w, new.w), mix(old.h, new.h))
+    return replace(new, x=mix(old.x, new.x), y=mix(old.y, new.y), w=mix(old.w, new.w), h=mix(old.h, new.h))
