@@ -6,7 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import io
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -20,6 +25,7 @@ import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fer.detect import DETECTORS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
 from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
@@ -40,8 +46,8 @@ class ResultFiles:
     uploads failed that way in benchmarks/load_test.py). A returned file path is copied into the cache
     atomically instead. The folder is removed by :meth:`close`, or when the app exits."""
 
-    def __init__(self, keep_s: float = CACHE_SWEEP[1]):
-        self.dir = Path(tempfile.mkdtemp(prefix="fer-results-"))
+    def __init__(self, keep_s: float = CACHE_SWEEP[1], parent: str | Path | None = None):
+        self.dir = Path(tempfile.mkdtemp(prefix="fer-results-", dir=parent))
         self.keep_s = keep_s
         self._remove = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)  # also at exit
 
@@ -67,19 +73,31 @@ class ResultFiles:
                 pass
 
 
+def app_temp_folder() -> Path:
+    """One temporary folder for this run of the app, holding Gradio's uploads and cached frames
+    (``GRADIO_TEMP_DIR``) and the annotated results; removed when the app exits, SIGTERM included."""
+    folder = Path(tempfile.mkdtemp(prefix="fer-app-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # exit normally: atexit runs
+    return folder
+
+
 def describe(recognizer: FaceRecognizer) -> str:
     return f"""# Facial expression recognition
-Every face in view is found (OpenCV) and classified into {len(recognizer.classes)} expressions
-({', '.join(recognizer.classes)}) by a fastai/timm model: **{recognizer.predictor.describe()}**.
+Every face in view is found ({recognizer.detector_name}) and classified into {len(recognizer.classes)}
+expressions ({', '.join(recognizer.classes)}) by a fastai/timm model: **{recognizer.predictor.describe()}**.
 
 **Webcam**: allow the camera, press record; boxes and labels follow each face and the panel shows the
 largest face's probabilities. **Upload**: drop a photo; each face gets its probabilities, left to right.
-Images are processed in memory on this server and not kept."""
+Uploads, camera frames and results stay in a temporary folder on this server for at most
+{CACHE_SWEEP[0] + CACHE_SWEEP[1]} seconds and are deleted when the app stops; nothing else is stored."""
 
 
-def build_app(recognizer: FaceRecognizer) -> gr.Blocks:
-    """The page: a Webcam tab (streaming) and an Upload tab, thin wrappers over :mod:`fer.recognize`."""
-    results = ResultFiles()
+def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks:
+    """The page: a Webcam tab (streaming) and an Upload tab, thin wrappers over :mod:`fer.recognize`.
+    Results are written under ``temp`` (default: the system's temporary folder)."""
+    results = ResultFiles(parent=temp)
 
     def stream(frame: np.ndarray | None, session: VideoSession | None):
         session = session or VideoSession()
@@ -109,10 +127,9 @@ def build_app(recognizer: FaceRecognizer) -> gr.Blocks:
             return annotated, "No face found. Try a clearer, frontal, well-lit face.", [], *hidden
         labels = [gr.Label(value=f.probs, visible=True, label=f"face {i + 1}: {f.label}")
                   for i, f in enumerate(faces[:MAX_FACES_SHOWN])]
-        details = [{"box": [f.box.x, f.box.y, f.box.w, f.box.h], "label": f.label, "probabilities": f.probs}
-                   for f in faces]
+        details = [f.as_dict() for f in faces]
         more = f" (showing the first {MAX_FACES_SHOWN})" if len(faces) > MAX_FACES_SHOWN else ""
-        status = f"Found {len(faces)} face{'s' if len(faces) > 1 else ''}, left to right{more}."
+        status = "Found 1 face." if len(faces) == 1 else f"Found {len(faces)} faces, left to right{more}."
         return annotated, status, details, *labels, *hidden[len(labels):]
 
     with gr.Blocks(title="fer: facial expression recognition", delete_cache=CACHE_SWEEP) as demo:
@@ -121,7 +138,9 @@ def build_app(recognizer: FaceRecognizer) -> gr.Blocks:
             session = gr.State(None)
             with gr.Row():
                 camera = gr.Image(sources=["webcam"], streaming=True, label="Camera", elem_id="camera")
-                live = gr.Image(label="Recognised", format="jpeg", elem_id="live", interactive=False)
+                # no label badge or icon buttons: they would cover labels drawn near the image's corners
+                live = gr.Image(label="Recognised", show_label=False, buttons=[], format="jpeg", elem_id="live",
+                                interactive=False)
             main_face = gr.Label(num_top_classes=len(recognizer.classes), label="Largest face", elem_id="main-face")
             camera.stream(stream, [camera, session], [live, main_face, session], stream_every=STREAM_EVERY_S,
                           time_limit=STREAM_TIME_LIMIT_S, concurrency_limit=STREAM_CONCURRENCY,
@@ -129,7 +148,8 @@ def build_app(recognizer: FaceRecognizer) -> gr.Blocks:
         with gr.Tab("Upload", id="upload"):
             with gr.Row():
                 upload = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Image", elem_id="upload")
-                result = gr.Image(label="Faces", format="jpeg", interactive=False, elem_id="result")
+                result = gr.Image(label="Faces", show_label=False, buttons=[], format="jpeg", interactive=False,
+                                  elem_id="result")
             status = gr.Markdown(elem_id="status")
             with gr.Row():
                 labels = [gr.Label(visible=False, num_top_classes=len(recognizer.classes)) for _ in range(MAX_FACES_SHOWN)]
@@ -147,20 +167,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a temporary public link")
-    return p.parse_args(argv)
+    p.add_argument("--detector", default=DETECTORS[0], choices=DETECTORS,
+                   help="face detector: YuNet (DNN, default) or OpenCV's Haar cascade")
+    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than this (pixels)")
+    p.add_argument("--score", type=float, metavar="S", help="YuNet's score threshold in (0, 1) (default 0.6)")
+    args = p.parse_args(argv)
+    if args.score is not None and not 0 < args.score < 1:
+        p.error(f"--score {args.score}: must be between 0 and 1")
+    if args.min_face < 0:
+        p.error(f"--min-face {args.min_face}: must be 0 or more")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        recognizer = FaceRecognizer(FacePredictor.load(args.model))
+        predictor = FacePredictor.load(args.model)
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    recognizer = FaceRecognizer.with_detector(predictor, args.detector, args.min_face, args.score)
     recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])  # compile now, not on the first visitor
-    print(f"model: {args.model} — {recognizer.predictor.describe()} ({recognizer.predictor.backend_used} backend)")
-    build_app(recognizer).queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD, show_error=False)
+    print(f"model: {args.model} — {recognizer.predictor.describe()} ({recognizer.predictor.backend_used} backend); "
+          f"detector: {recognizer.detector_name}")
+    temp = app_temp_folder()
+    print(f"temporary files: {temp} (deleted when the app stops)")
+    demo = build_app(recognizer, temp).queue(default_concurrency_limit=4)
+    gradio_says = io.StringIO()
+    with contextlib.redirect_stdout(gradio_says):  # the app speaks for itself, below
+        _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                                              max_file_size=MAX_UPLOAD, show_error=False, quiet=True,
+                                              prevent_thread_lock=True)
+    print(f"serving on {local_url}", flush=True)
+    if args.share and share_url:
+        print(f"public link: {share_url} (for 1 week at most; anyone with it can use this app)", flush=True)
+    elif args.share:
+        reason = next((line.strip() for line in gradio_says.getvalue().splitlines() if line.strip()), "no network")
+        print(f"no public link ({reason[:160]}): serving on {local_url} only", flush=True)
+    else:
+        print("add --share for a temporary public link", flush=True)
+    demo.block_thread()
     return 0
 
 

@@ -52,6 +52,10 @@ class FaceRecognizer:
                    make_detector(name, VIDEO_DETECT_WIDTH, min_face, score_threshold), crop)
 
     @property
+    def detector_name(self) -> str:
+        return getattr(self.detector, "name", type(self.detector).__name__)
+
+    @property
     def classes(self) -> list[str]:
         return self.predictor.classes
 
@@ -61,7 +65,7 @@ class FaceRecognizer:
         return self.predictor.predict_proba([face_crop(grey, b, self.crop) for b in boxes])
 
     def analyze(self, image: np.ndarray) -> list[FaceResult]:
-        boxes = sorted(self.detector.detect(image), key=lambda b: (b.x, b.y))
+        boxes = self.detector.detect(image)  # left to right
         probs = self.classify(image, boxes)
         return [FaceResult(b, dict(zip(self.classes, map(float, p)))) for b, p in zip(boxes, probs)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,10 @@ def analyze(client, path):
 
 def test_astronaut_gives_one_face_with_seven_probabilities(client, tmp_path, astronaut):
     annotated, status, faces, *labels = analyze(client, save(tmp_path, "astronaut.png", astronaut))
-    assert "Found 1 face" in status and len(faces) == 1
+    assert status == "Found 1 face." and len(faces) == 1
+    box = faces[0]["box"]
+    assert 150 < box["x"] < 200 and 40 < box["y"] < 90 and 0.5 < box["score"] <= 1  # YuNet, the default detector
+    assert set(box["landmarks"]) == {"right_eye", "left_eye", "nose", "mouth_right", "mouth_left"}
     probs = faces[0]["probabilities"]
     assert len(probs) == 7 and abs(sum(probs.values()) - 1) < 1e-4
     panel = labels[0].get("value", labels[0])  # a component update carries its value inside
@@ -118,12 +122,51 @@ def test_truncated_and_foreign_pickles_are_refused(tmp_path, tiny_model):
             load_learner_file(path)
 
 
-def test_share_offline_keeps_serving_locally(tiny_model):
+def test_share_offline_keeps_serving_locally_and_says_so(tiny_model):
     from gradio_client import Client
 
     with running_app(tiny_model, "--share") as (url, proc, log):
         assert Client(url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert proc.poll() is None
+        deadline = time.time() + 60
+        while "serving on" not in (text := log_text(log)) and time.time() < deadline:
+            time.sleep(0.5)
+        assert f"no public link" in text and f"serving on {url} only" in text
+        assert "share=True" not in text and "Could not create share link" not in text.split("no public link")[0]
+
+
+def log_text(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()
+
+
+def test_haar_detector_option_and_bad_options(tiny_model, tmp_path, astronaut):
+    from gradio_client import Client, handle_file
+
+    with running_app(tiny_model, "--detector", "haar", "--min-face", "40") as (url, proc, log):
+        annotated, status, faces, *labels = Client(url, verbose=False).predict(
+            handle_file(save(tmp_path, "a.png", astronaut)), api_name="/analyze")
+        assert status == "Found 1 face." and "landmarks" not in faces[0]["box"]
+    for bad, message in ((["--score", "1.5"], "--score 1.5: must be between 0 and 1"),
+                         (["--detector", "mtcnn"], "invalid choice: 'mtcnn'")):
+        result = run_cli("app/main.py", "--model", str(tiny_model), *bad, check=False, timeout=120)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sigterm_removes_uploads_and_results(tiny_model, tmp_path, astronaut):
+    import re
+
+    from gradio_client import Client, handle_file
+
+    with running_app(tiny_model) as (url, proc, log):
+        Client(url, verbose=False).predict(handle_file(save(tmp_path, "a.png", astronaut)), api_name="/analyze")
+        folder = Path(re.search(r"temporary files: (\S+)", log_text(log)).group(1))
+        kept = [p for p in folder.rglob("*") if p.is_file()]
+        assert any(p.suffix == ".png" for p in kept) and any(p.suffix == ".jpg" for p in kept)  # upload, result
+        proc.terminate()  # SIGTERM, as a service manager stops it
+        proc.wait(timeout=30)
+    assert not folder.exists()
 
 
 def test_result_files_are_unique_and_swept(astronaut):

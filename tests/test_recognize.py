@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fer.detect import Box, HaarFaceDetector, crop
+from fer.detect import DETECTORS, Box, CropSpec, crop, face_crop, make_detector
 from fer.preprocess import to_face
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
 from fer.tracking import FaceTracker
@@ -62,15 +62,70 @@ def test_bench_reports_every_stage_and_backend(tiny_model):
         "onnx+pre", "onnx", "torchscript+pre", "torchscript", "eager+pre", "eager"}
 
 
-def test_haar_finds_the_astronaut_and_nothing_in_coffee(astronaut):
+@pytest.mark.parametrize("name", DETECTORS)
+def test_each_detector_finds_the_astronaut_and_nothing_in_coffee(astronaut, name):
     from skimage import data
 
-    detector = HaarFaceDetector()
-    faces = detector.detect(astronaut)
-    assert len(faces) == 1
-    face = faces[0]
-    assert 150 < face.x + face.w / 2 < 300 and 50 < face.y + face.h / 2 < 200  # her face, upper middle
-    assert detector.detect(data.coffee()) == []
+    detector = make_detector(name)
+    (face,) = detector.detect(astronaut)
+    cx, cy = face.center
+    assert 190 < cx < 260 and 90 < cy < 150  # her face, upper middle
+    assert detector.detect(data.coffee()) == [] and detector.detect(np.zeros((240, 320), np.uint8)) == []
+    if name == "yunet":  # five landmarks inside the box, in YuNet's order (the person's right eye on the left)
+        assert len(face.landmarks) == 5 and 0.5 < face.score <= 1
+        (rx, ry), (lx, ly), (nx, ny), (mrx, mry), (mlx, mly) = face.landmarks
+        assert all(face.x <= px <= face.x + face.w and face.y <= py <= face.y + face.h for px, py in face.landmarks)
+        assert rx < nx < lx and max(ry, ly) < ny < min(mry, mly) and mrx < mlx
+        assert set(face.as_dict()["landmarks"]) == {"right_eye", "left_eye", "nose", "mouth_right", "mouth_left"}
+    else:
+        assert face.landmarks == () and face.score is None
+
+
+def test_unknown_detector_is_named():
+    with pytest.raises(ValueError, match="detector 'mtcnn': choose one of yunet, haar"):
+        make_detector("mtcnn")
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_detectors_give_the_same_answers_from_many_threads(astronaut, name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skimage import data
+
+    # different sizes, so a shared detector would have its input size changed under another thread's feet
+    images = [astronaut, np.concatenate([astronaut, astronaut[:, ::-1]], axis=1), data.coffee(),
+              cv2.resize(astronaut, (300, 300)), astronaut[:, :400]]
+    detector = make_detector(name, detect_width=640)
+    expected = [[b.as_dict() for b in detector.detect(im)] for im in images]
+    jobs = [i % len(images) for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: [b.as_dict() for b in detector.detect(images[i])], jobs))
+    assert got == [expected[i] for i in jobs]
+    assert [len(e) for e in expected] == [1, 2, 0, 1, 1]
+
+
+@pytest.mark.parametrize("angle", [-20, 20])
+def test_eye_landmarks_measure_tilt_and_the_aligned_crop_is_upright(astronaut, angle):
+    height, width = astronaut.shape[:2]
+    tilted = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((222, 120), angle, 1.0), (width, height),
+                            borderMode=cv2.BORDER_REPLICATE)
+    detector = make_detector("yunet")
+    (face,) = detector.detect(tilted)
+    assert abs(face.roll_angle() + angle) < 5  # counter-clockwise image rotation tilts the eyes the other way
+    aligned = face_crop(tilted, face, CropSpec(margin=0.3, square=True, align=True))
+    plain = face_crop(tilted, face, CropSpec(margin=0.3, square=True, align=False))
+    assert aligned.shape == plain.shape
+    (again,) = detector.detect(cv2.resize(aligned, (240, 240)))
+    assert abs(again.roll_angle()) < 5
+
+
+def test_square_crop_is_centred_on_the_box():
+    image = np.arange(100 * 100, dtype=np.int32).reshape(100, 100)
+    box = Box(40, 30, 20, 40)
+    assert box.square() == Box(30, 30, 40, 40) and box.square().center == box.center
+    assert face_crop(image, box, CropSpec(margin=0.0, square=True)).shape == (40, 40)
+    assert face_crop(image, box, CropSpec(margin=0.0, square=False)).shape == (40, 20)
+    assert box.scale(2).shift(1, 1) == Box(81, 61, 40, 80)
 
 
 def test_recognizer_annotates_every_face_left_to_right(predictor, astronaut):
@@ -140,6 +195,11 @@ def test_stream_over_a_frame_sequence(predictor, astronaut):
     for _ in range(5):
         out, probs = annotate_frame(recognizer, blank, session)
     assert probs is None and session.tracker.tracks == []  # lost: reset
+
+
+def test_video_session_refuses_a_zero_detection_interval():
+    with pytest.raises(ValueError, match="full_detect_every=0: must be 1 or more"):
+        VideoSession(full_detect_every=0)
 
 
 @pytest.mark.parametrize("frame", [None, np.zeros((3, 3, 3), np.uint8), np.zeros((480, 640), np.uint8),

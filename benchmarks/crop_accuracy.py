@@ -1,0 +1,119 @@
+"""Which crop around a detector's box should the classifier see? Measured on the whole detect → crop →
+classify path.
+
+    python benchmarks/crop_accuracy.py --csv ../shared/data/fer2013.csv.gz [--model PKL] [--limit N] [--json F]
+
+Every FER-2013 PrivateTest face is pasted into a 640×480 background photo (benchmarks/scenes.py) at a
+random place and size (48–240 px wide, a sharp edge: the face fills its frame), once upright and once tilted by 10–25° either way. Each detector
+(at the app's photo settings) looks for it; for every crop setting (margin, square or the box's own
+shape, eye alignment) the crop is classified, and the accuracy on the detected faces is set against the
+plain accuracy of the same faces at 48 px, so the difference is the crop's doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, paste  # noqa: E402
+
+from fer.detect import CropSpec, face_crop, make_detector, to_grey  # noqa: E402
+from fer.predict import DEFAULT_MODEL, FacePredictor  # noqa: E402
+from fer.preprocess import to_face  # noqa: E402
+from fer.recognize import PHOTO_DETECT_WIDTH  # noqa: E402
+
+SIZE = (640, 480)
+SPECS = {
+    "yunet": [CropSpec(m, sq, al) for m, sq, al in product((0.0, 0.05, 0.1, 0.2), (False, True), (False, True))],
+    "haar": [CropSpec(m, True, False) for m in (0.0, 0.05, 0.1, 0.2)],  # Haar boxes are square, with no landmarks
+}
+
+
+def scenes(faces: list[np.ndarray], tilted: bool, seed: int):
+    """(grey scene, true box) for each face, reproducibly."""
+    rng = np.random.default_rng(seed)
+    backgrounds = {name: background(name, *SIZE) for name in BACKGROUNDS}
+    for pixels in faces:
+        width = float(np.exp(rng.uniform(np.log(48), np.log(240))))
+        angle = float(rng.choice((-1, 1)) * rng.uniform(10, 25)) if tilted else 0.0
+        half = width * 0.75
+        center = (rng.uniform(half, SIZE[0] - half), rng.uniform(half, SIZE[1] - half))
+        canvas = backgrounds[BACKGROUNDS[rng.integers(len(BACKGROUNDS))]].copy()
+        truth = paste(canvas, fer_face(pixels), width, center, angle, context=0.0, edge=0.02)  # the face fills its frame
+        yield canvas, truth
+
+
+def label(spec: CropSpec) -> str:
+    return f"margin {spec.margin:.2f}, {'square' if spec.square else 'box shape'}{', aligned' if spec.align else ''}"
+
+
+def run(csv: Path, model: Path, limit: int | None, seed: int = 0) -> dict:
+    faces, labels = fer_test_faces(csv)
+    if limit:
+        faces, labels = faces[:limit], labels[:limit]
+    predictor = FacePredictor.load(model)
+    truth_idx = np.array([predictor.classes.index(c) for c in labels])
+    plain_correct = predictor.predict_proba(faces).argmax(1) == truth_idx
+    detectors = {name: make_detector(name, PHOTO_DETECT_WIDTH) for name in SPECS}
+    result = {"model": str(model), "faces": len(faces), "plain_48px_accuracy": float(plain_correct.mean()), "rows": []}
+    for tilted in (False, True):
+        start = time.perf_counter()
+        crops = {(d, i): [] for d in SPECS for i in range(len(SPECS[d]))}
+        crops.update({("truth", 0): []})
+        found = {d: [] for d in SPECS}
+        for k, (scene, truth) in enumerate(scenes(faces, tilted, seed + tilted)):
+            grey = to_grey(scene)
+            crops[("truth", 0)].append(to_face(face_crop(grey, truth, CropSpec(0.0, False, False))))
+            for name, detector in detectors.items():
+                matched, _ = match(detector.detect(scene), [truth])
+                if 0 in matched:
+                    found[name].append(k)
+                    for i, spec in enumerate(SPECS[name]):
+                        crops[(name, i)].append(to_face(face_crop(grey, matched[0], spec)))
+        subset = "tilted 10-25°" if tilted else "upright"
+        rows = [("pasted box (no detector)", None, np.arange(len(faces)), crops[("truth", 0)])]
+        rows += [(name, spec, np.array(found[name], int), crops[(name, i)])
+                 for name in SPECS for i, spec in enumerate(SPECS[name])]
+        for detector, spec, idx, faces_cropped in rows:
+            setting = label(spec) if spec else "exact pasted square"
+            correct = predictor.predict_proba(faces_cropped).argmax(1) == truth_idx[idx] if len(idx) else np.zeros(0, bool)
+            row = {"set": subset, "detector": detector, "crop": setting, "spec": vars(spec) if spec else None,
+                   "detected": len(idx) / len(faces),
+                   "accuracy_on_detected": float(correct.mean()) if len(idx) else 0.0,
+                   "plain_48px_same_faces": float(plain_correct[idx].mean()) if len(idx) else 0.0}
+            row["difference"] = row["accuracy_on_detected"] - row["plain_48px_same_faces"]
+            result["rows"].append(row)
+            print(f"{subset:14} {detector:24} {setting:34} detected {row['detected']:6.1%}  "
+                  f"accuracy {row['accuracy_on_detected']:6.2%}  plain {row['plain_48px_same_faces']:6.2%}  "
+                  f"{100 * row['difference']:+5.2f} pts", flush=True)
+        print(f"({subset}: {time.perf_counter() - start:.0f} s)", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--csv", type=Path, default=Path("../shared/data/fer2013.csv.gz"))
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--limit", type=int, help="only the first N test faces")
+    p.add_argument("--json", type=Path, help="write the table here")
+    args = p.parse_args(argv)
+    if not args.csv.is_file():
+        print(f"error: {args.csv}: no such file (the FER-2013 CSV)", file=sys.stderr)
+        return 2
+    result = run(args.csv, args.model, args.limit)
+    print(f"plain 48 px accuracy on all {result['faces']} faces: {result['plain_48px_accuracy']:.2%}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

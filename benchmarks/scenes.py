@@ -1,0 +1,117 @@
+"""Test scenes for the detector benchmarks: real faces pasted into real background photos, with their true
+face boxes.
+
+Faces: three public-domain photos that ship with scikit-image and matplotlib (astronaut Eileen Collins,
+Grace Hopper, the cameraman; their face boxes set by hand below), and FER-2013 faces when the CSV is
+given. Backgrounds: scikit-image's sample photos with no people in them. A face is pasted with some of its
+own surroundings (hair, collar), scaled, rotated, and blended in with a soft edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer.detect import Box
+
+BACKGROUNDS = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep_field", "coins")
+
+
+@dataclass(frozen=True)
+class FaceSource:
+    """A photo and the box of the face in it (brows to chin, ear to ear)."""
+
+    name: str
+    image: np.ndarray  # RGB uint8
+    face: Box
+
+
+def photo_faces() -> list[FaceSource]:
+    """The three public-domain portraits, each also mirrored."""
+    import matplotlib.cbook
+    from skimage import data
+
+    hopper = cv2.cvtColor(cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))),
+                          cv2.COLOR_BGR2RGB)
+    sources = [FaceSource("astronaut", data.astronaut(), Box(174, 60, 102, 122)),
+               FaceSource("hopper", hopper, Box(168, 112, 195, 230)),
+               FaceSource("cameraman", cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB), Box(196, 108, 66, 92))]
+    mirrored = [FaceSource(f"{s.name}-mirrored", np.ascontiguousarray(s.image[:, ::-1]),
+                           Box(s.image.shape[1] - s.face.x - s.face.w, s.face.y, s.face.w, s.face.h)) for s in sources]
+    return sources + mirrored
+
+
+def fer_face(pixels: np.ndarray, name: str = "fer") -> FaceSource:
+    """A 48×48 FER-2013 face: the whole image is the face."""
+    return FaceSource(name, cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB), Box(0, 0, pixels.shape[1], pixels.shape[0]))
+
+
+def background(name: str, width: int, height: int) -> np.ndarray:
+    """A scikit-image sample photo cropped and scaled to cover width×height (RGB)."""
+    from skimage import data
+
+    image = getattr(data, name)()
+    image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image[..., :3]
+    scale = max(width / image.shape[1], height / image.shape[0])
+    image = cv2.resize(image, (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    y, x = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
+    return np.ascontiguousarray(image[y:y + height, x:x + width])
+
+
+def paste(canvas: np.ndarray, source: FaceSource, face_width: float, center: tuple[float, float],
+          angle: float = 0.0, context: float = 0.5, edge: float = 0.12) -> Box:
+    """Paste ``source``'s face (with ``context`` × its size of surroundings) into ``canvas`` in place, scaled so
+    the face is ``face_width`` pixels wide, centred at ``center`` and rotated by ``angle`` degrees
+    (counter-clockwise), blended in over the outer ``edge`` of each side; returns the face's true box in the
+    canvas (the unrotated size, same centre)."""
+    h, w = source.image.shape[:2]
+    region = source.face.expand(context).clip(w, h)
+    patch = source.image[region.y:region.y + region.h, region.x:region.x + region.w].astype(np.float32)
+    alpha = feathered_mask(region.h, region.w, edge)
+    scale = face_width / source.face.w
+    fx, fy = source.face.center
+    matrix = cv2.getRotationMatrix2D((fx - region.x, fy - region.y), angle, scale)
+    matrix[:, 2] += (center[0] - (fx - region.x), center[1] - (fy - region.y))
+    size = (canvas.shape[1], canvas.shape[0])
+    warped = cv2.warpAffine(patch, matrix, size, flags=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    weight = cv2.warpAffine(alpha, matrix, size, flags=cv2.INTER_LINEAR)[..., None]
+    canvas[:] = np.clip(weight * warped + (1 - weight) * canvas, 0, 255).astype(np.uint8)
+    fw, fh = source.face.w * scale, source.face.h * scale
+    return Box(round(center[0] - fw / 2), round(center[1] - fh / 2), round(fw), round(fh))
+
+
+def feathered_mask(height: int, width: int, edge: float = 0.12) -> np.ndarray:
+    """1 inside, falling to 0 over the outer ``edge`` fraction of each side."""
+    ramp = lambda n: np.clip(np.minimum(np.arange(n) + 0.5, n - np.arange(n) - 0.5) / max(1.0, edge * n), 0, 1)  # noqa: E731
+    return np.outer(ramp(height), ramp(width)).astype(np.float32)
+
+
+def match(found: list[Box], truth: list[Box], min_iou: float = 0.25) -> tuple[dict[int, Box], list[Box]]:
+    """Greedy matching by IoU: ``({truth index: detection}, unmatched detections)``. A detection counts for
+    a true face when their IoU is at least ``min_iou`` and its centre lies inside the true box."""
+    pairs = sorted(((t.iou(f), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found)), reverse=True)
+    matched: dict[int, Box] = {}
+    used: set[int] = set()
+    for iou, ti, fi in pairs:
+        cx, cy = found[fi].center
+        inside = truth[ti].x <= cx <= truth[ti].x + truth[ti].w and truth[ti].y <= cy <= truth[ti].y + truth[ti].h
+        if iou < min_iou:
+            break
+        if ti in matched or fi in used or not inside:
+            continue
+        matched[ti] = found[fi]
+        used.add(fi)
+    return matched, [f for i, f in enumerate(found) if i not in used]
+
+
+def fer_test_faces(csv: str | Path, usage: str = "PrivateTest") -> tuple[list[np.ndarray], list[str]]:
+    """FER-2013 faces and labels of one split (the CSV stays outside the project)."""
+    from fer.dataset import read_rows
+    from fer.labels import FER2013_CLASSES
+
+    rows = [r for r in read_rows(Path(csv)) if r.usage == usage]
+    return [r.pixels for r in rows], [FER2013_CLASSES[r.label] for r in rows]
