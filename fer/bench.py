@@ -87,12 +87,10 @@ def by_detector(predictor, frame: np.ndarray, frames: int) -> dict[str, dict[str
         boxes = recognizer.video_detector.detect(frame)
         if len(boxes) != 1:
             raise RuntimeError(f"expected one face in the benchmark frame, {name} found {len(boxes)}")
-        region = boxes[0].expand(VideoSession.search_margin).clip(frame.shape[1], frame.shape[0])
-        roi = frame[region.y:region.y + region.h, region.x:region.x + region.w]
         every, between = VideoSession(full_detect_every=1), VideoSession(full_detect_every=5)
         variants.update({
             (name, "detect_full_ms_median"): lambda r=recognizer: r.video_detector.detect(frame),
-            (name, "detect_roi_ms_median"): lambda r=recognizer, roi=roi: r.video_detector.detect(roi),
+            (name, "detect_roi_ms_median"): lambda r=recognizer, s=between, b=boxes[0]: s.search_near(r, frame, b),
             (name, "frame_full_detect_ms_median"): lambda r=recognizer, s=every: annotate_frame(r, frame, s),
             (name, "frame_roi_between_ms_median"): lambda r=recognizer, s=between: annotate_frame(r, frame, s),
         })

@@ -105,18 +105,32 @@ def test_detectors_give_the_same_answers_from_many_threads(astronaut, name):
 
 
 @pytest.mark.parametrize("angle", [-20, 20])
-def test_eye_landmarks_measure_tilt_and_the_aligned_crop_is_upright(astronaut, angle):
+def test_eye_landmarks_measure_tilt(astronaut, angle):
     height, width = astronaut.shape[:2]
     tilted = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((222, 120), angle, 1.0), (width, height),
                             borderMode=cv2.BORDER_REPLICATE)
-    detector = make_detector("yunet")
-    (face,) = detector.detect(tilted)
-    assert abs(face.roll_angle() + angle) < 5  # counter-clockwise image rotation tilts the eyes the other way
-    aligned = face_crop(tilted, face, CropSpec(margin=0.3, square=True, align=True))
-    plain = face_crop(tilted, face, CropSpec(margin=0.3, square=True, align=False))
-    assert aligned.shape == plain.shape
-    (again,) = detector.detect(cv2.resize(aligned, (240, 240)))
-    assert abs(again.roll_angle()) < 5
+    (face,) = make_detector("yunet").detect(tilted)
+    # counter-clockwise image rotation tilts the eyes the other way; YuNet's eye points read about half the
+    # tilt (10° of 20° here, OpenCV 4.10 and 4.14 alike), one reason eye alignment did not pay in
+    # benchmarks/crop_accuracy.py
+    assert face.roll_angle() * -angle > 0 and abs(face.roll_angle()) > 5
+
+
+@pytest.mark.parametrize("angle", [-25, 15])
+def test_aligned_crop_levels_the_eyes(angle):
+    image = np.zeros((200, 200), np.uint8)
+    centre, half = np.array([100.0, 100.0]), 30.0
+    direction = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+    right_eye, left_eye = centre - half * direction, centre + half * direction
+    for x, y in (right_eye, left_eye):
+        cv2.circle(image, (round(x), round(y)), 4, 255, -1)
+    box = Box(50, 50, 100, 100, landmarks=(tuple(right_eye), tuple(left_eye)))
+    assert box.roll_angle() == pytest.approx(angle)
+    aligned = face_crop(image, box, CropSpec(margin=0.2, square=True, align=True))
+    n, _, _, centres = cv2.connectedComponentsWithStats((aligned > 127).astype(np.uint8))
+    assert n == 3  # background + two eyes
+    (x1, y1), (x2, y2) = sorted(centres[1:].tolist())
+    assert abs(y1 - y2) < 1.5 and x2 - x1 > 50
 
 
 def test_square_crop_is_centred_on_the_box():
