@@ -10,26 +10,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from fastai.learner import load_model, save_model
-from fastai.vision.all import (
-    Callback,
-    CategoryBlock,
-    CrossEntropyLossFlat,
-    DataBlock,
-    DataLoaders,
-    GrandparentSplitter,
-    ImageBlock,
-    LabelSmoothingCrossEntropyFlat,
-    Learner,
-    MixUp,
-    PILImageBW,
-    Recorder,
-    TransformBlock,
-    accuracy,
-    get_image_files,
-    parent_label,
-    vision_learner,
-)
+
+from fer.quiet import known_warnings_silenced  # before fastai
+
+with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
+    from fastai.learner import load_model, save_model
+    from fastai.vision.all import (
+        Callback,
+        CategoryBlock,
+        CrossEntropyLossFlat,
+        DataBlock,
+        DataLoaders,
+        GrandparentSplitter,
+        ImageBlock,
+        LabelSmoothingCrossEntropyFlat,
+        Learner,
+        MixUp,
+        PILImageBW,
+        Recorder,
+        TransformBlock,
+        accuracy,
+        get_image_files,
+        parent_label,
+        vision_learner,
+    )
 
 from fer import distill, preprocess
 from fer.card import write_card

@@ -9,12 +9,15 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from fastai.vision.all import TensorImageBW
-from fasttransform import Pipeline
+
+from fer.quiet import known_warnings_silenced  # before fastai
+
+with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
+    from fastai.vision.all import TensorImageBW
+    from fasttransform import Pipeline
 
 from fer.card import DEFAULT_MODEL, load_card
 from fer.preprocess import faces_to_batch, inference_module
-from fer.quiet import known_warnings_silenced
 from fer.runtime import compile_for_inference
 
 __all__ = ["DEFAULT_MODEL", "FacePredictor", "ModelLoadError", "load_learner_file"]

@@ -17,15 +17,19 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastai.vision.all import (
-    AffineCoordTfm,
-    IntToFloatTensor,
-    Normalize,
-    Resize,
-    ResizeMethod,
-    TensorImageBW,
-    aug_transforms,
-)
+
+from fer.quiet import known_warnings_silenced  # before fastai
+
+with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
+    from fastai.vision.all import (
+        AffineCoordTfm,
+        IntToFloatTensor,
+        Normalize,
+        Resize,
+        ResizeMethod,
+        TensorImageBW,
+        aug_transforms,
+    )
 
 from fer.images import to_grey
 from fer.labels import FACE_SIZE

@@ -141,6 +141,7 @@ def test_missing_usage_is_an_error_or_a_seeded_split(tmp_path):
     assert a.equals(b) and a.to_numpy().sum() == 70 and a.loc["train"].sum() > a.loc["test"].sum() > 0
 
 
+@pytest.mark.slow
 def test_killed_conversion_then_rerun_is_complete_and_exact(tmp_path):
     path = write_csv(tmp_path / "big.csv", csv_lines({"Training": 300, "PublicTest": 0, "PrivateTest": 0}))
     out = tmp_path / "out"
