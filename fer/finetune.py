@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--class-order", choices=["labels", "alphabetical"],
                    help="order of the model's classes: FER-2013's label order (default) or alphabetical (as the "
                         "shipped model); a run with --init-from keeps its source's order")
-    p.add_argument("--out", default="exports/fer_model.pkl", help="exported learner (.pkl); a .json card goes beside")
+    p.add_argument("--out", default="runs/fer_model.pkl", help="exported learner (.pkl); a .json card goes beside")
     p.add_argument("--run-dir", help="checkpoints, logs and plots (default: runs/<out name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --run-dir")
     p.add_argument("--seed", type=int, default=42)
@@ -66,9 +66,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--teacher and --mixup cannot be combined (the soft labels are per image)")
     if args.class_order and args.init_from:
         raise ValueError("--class-order: a run with --init-from keeps the classes of the learner it starts from")
-    for flag in ("epochs", "freeze_epochs", "bs", "size"):
-        if getattr(args, flag) < (1 if flag in ("bs", "size") else 0):
-            raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: too small")
+    for flag, least in {"epochs": 0, "freeze_epochs": 0, "bs": 1, "size": 1}.items():
+        if getattr(args, flag) < least:
+            raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least {least}")
 
 
 def save_lr_find(learn, path: Path) -> float:

@@ -176,7 +176,7 @@ def test_bad_arguments_are_clear_and_make_no_run_folder(tiny_data, tmp_path):
                      "--out", str(tmp_path / "x.pkl"), check=False)
     assert result.returncode == 2 and "unknown timm architecture 'no_such_net'" in result.stderr
     result = run_cli(*finetune_args(tiny_data, tmp_path / "m.pkl", tmp_path / "run"), "--epochs", "-1", check=False)
-    assert result.returncode == 2 and "--epochs -1: too small" in result.stderr
+    assert result.returncode == 2 and "--epochs -1: must be at least 0" in result.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "x").exists() and not (ROOT / "runs" / "x").exists()
     for noise in ("FutureWarning", "UserWarning", "Traceback"):
         assert noise not in result.stderr
