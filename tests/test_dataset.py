@@ -102,6 +102,14 @@ def test_cli_bad_row_message_and_skip(tmp_path):
     assert "skipped 1 bad row(s)" in result.stdout and "wrote 7 images" in result.stdout
 
 
+def test_cli_whole_file_errors_do_not_suggest_skipping_rows(tmp_path):
+    (tmp_path / "cols.csv").write_text("emotion,Usage\n0,Training\n")
+    for csv in (tmp_path / "none.csv", tmp_path / "cols.csv"):
+        result = run_cli("data_scripts/prepare_fer2013.py", "--csv", str(csv), "--out", str(tmp_path / "o"), check=False)
+        assert result.returncode == 2 and f"error: {csv}" in result.stderr and "Nothing was written" in result.stderr
+        assert "--skip-bad-rows" not in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("content, problem", [
     ("", "the file is empty"),
     ("emotion,pixels,Usage\n", "no data rows"),
