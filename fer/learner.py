@@ -38,7 +38,7 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
 from fer import distill, preprocess
 from fer.card import write_card
 from fer.fileio import atomic_path, write_json_atomic
-from fer.labels import FERPLUS_CLASSES
+from fer.labels import CLASS_ORDERS, FERPLUS_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,6 @@ def require_splits(data_dir: Path, *splits: str) -> None:
     for split in splits:
         if not (Path(data_dir) / split).is_dir():
             raise FileNotFoundError(f"{Path(data_dir) / split}: missing; make it with data_scripts/prepare_fer2013.py")
-
-
-CLASS_ORDERS = ("labels", "alphabetical")
 
 
 def folder_classes(folder: Path, order: str = "labels") -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from conftest import ROOT, run_cli
 SERVING = ["fer.predict", "fer.recognize", "fer.detect", "fer.tracking", "fer.draw", "fer.images", "fer.runtime",
            "fer.card"]
 #: training-only modules
-TRAINING = {"fer.learner", "fer.distill", "fer.finetune", "fer.dataset"}
+TRAINING = {"fer.learner", "fer.distill", "fer.finetune", "fer.training", "fer.dataset"}
 CLIS = [("-m", "fer.finetune"), ("-m", "fer.evaluate"), ("data_scripts/prepare_fer2013.py",)]
 
 
