@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from apprunner import running_app  # noqa: E402
-from fer.predict import DEFAULT_MODEL  # noqa: E402
+from apprunner import CHROMIUM, FLAGS, running_app, write_y4m  # noqa: E402
+from fer.card import DEFAULT_MODEL  # noqa: E402
 
 
 def upload_load(url: str, photo: Path, clients: int, uploads: int) -> dict:
@@ -63,7 +63,6 @@ def two_streams(url: str, seconds: float = 15) -> dict:
     from playwright.sync_api import sync_playwright
 
     from fer.bench import astronaut_frame
-    from test_browser import CHROMIUM, FLAGS, write_y4m
 
     camera = write_y4m(Path(tempfile.mkdtemp()) / "cam.y4m", [np.roll(astronaut_frame(), 4 * i, axis=1) for i in range(20)])
     with sync_playwright() as p:

@@ -11,10 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from fer.dataset import BadRowError, CsvFormatError, convert_csv, explore  # noqa: E402
 
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", required=True, help="FER-2013 CSV (emotion,pixels,Usage), plain or .gz")
     parser.add_argument("--out", required=True, help="output folder: OUT/train|valid|test/<class>/<row>.png")
@@ -25,14 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random-split", action="store_true",
                         help="if the CSV has no Usage column, split rows 80/10/10 with a fixed seed")
     parser.add_argument("--no-plots", action="store_true", help="skip the class-count and sample plots")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from fer.cli import configure_logging
+    from fer.dataset import BadRowError, CsvFormatError, convert_csv, explore
+
+    configure_logging()
     try:
         report = convert_csv(args.csv, args.out, labels=args.labels, ferplus_path=args.ferplus,
                              skip_bad_rows=args.skip_bad_rows, random_split=args.random_split)
-    except (BadRowError, CsvFormatError) as e:
+    except BadRowError as e:
         print(f"error: {e}", file=sys.stderr)
         print("Nothing was written. Fix the row, or pass --skip-bad-rows to skip malformed rows.", file=sys.stderr)
+        return 2
+    except CsvFormatError as e:
+        print(f"error: {e}\nNothing was written.", file=sys.stderr)
         return 2
 
     for message in report.bad_rows[:20]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fer.fileio import sha256, write_json_atomic
+from fer.fileio import atomic_path, sha256, write_json_atomic
 from fer.labels import (
     FACE_SIZE,
     FER2013_CLASSES,
@@ -34,7 +34,6 @@ from fer.plotting import pyplot
 N_PIXELS = FACE_SIZE * FACE_SIZE
 SPLITS = ("train", "valid", "test")
 RANDOM_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/valid/test when the CSV has no Usage column
-PARTIAL_SUFFIX = ".part"
 
 
 class CsvFormatError(ValueError):
@@ -81,20 +80,21 @@ def parse_pixels(text: str) -> np.ndarray:
     try:
         values = np.array(tokens, dtype=np.int64)
     except (ValueError, OverflowError):
-        bad = next(t for t in tokens if not _is_int(t))
-        raise ValueError(f"pixel value {bad!r} is not an integer") from None
+        raise ValueError(first_bad_pixel(tokens)) from None
     out_of_range = (values < 0) | (values > 255)
     if out_of_range.any():
         raise ValueError(f"pixel value {values[out_of_range][0]} is outside 0-255")
     return values.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE)
 
 
-def _is_int(token: str) -> bool:
-    try:
-        int(token)
-        return True
-    except ValueError:
-        return False
+def first_bad_pixel(tokens: Sequence[str]) -> str:
+    """What is wrong with the first unusable token (one that numpy could not read as an int64)."""
+    for token in tokens:
+        if not re.fullmatch(r"[+-]?[0-9]+", token):
+            return f"pixel value {token!r} is not an integer"
+        if not 0 <= int(token) <= 255:
+            return f"pixel value {token} is outside 0-255"
+    return "pixel values could not be read as integers"
 
 
 def parse_label(text: str, n_classes: int = len(FER2013_CLASSES)) -> int:
@@ -198,9 +198,8 @@ def write_png_atomic(path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise OSError(f"could not encode {path}")
-    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
 
 
 def _progress(items: Sequence, enabled: bool, total: int | None = None):

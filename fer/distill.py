@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 
+from fer.fileio import atomic_path
 from fer.images import load_image
 
 
@@ -46,10 +47,9 @@ def load_or_make_soft_labels(cache: Path, teachers: dict[str, object], files: Se
 
     start = time.perf_counter()
     probs = teacher_probs([FacePredictor(teachers[n]) for n in names], files)
-    tmp = cache.with_name(f".{cache.name}.tmp.npz")
-    np.savez(tmp, keys=np.array(keys), teachers=np.array(names), probs=probs,
-             seconds=np.float64(time.perf_counter() - start))
-    tmp.replace(cache)
+    with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz to it
+        np.savez(f, keys=np.array(keys), teachers=np.array(names), probs=probs,
+                 seconds=np.float64(time.perf_counter() - start))
     return dict(zip(keys, probs))
 
 

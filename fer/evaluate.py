@@ -10,18 +10,21 @@ their class (``happy_001.jpg``), or a FER-2013 CSV (its PrivateTest rows).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from fer.images import ImageError, load_image
-from fer.plotting import pyplot
-from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError
+# only light imports up here: --help answers without loading torch or fastai
+from fer.card import DEFAULT_MODEL
+from fer.cli import configure_logging
+from fer.fileio import write_json_atomic
+
+if TYPE_CHECKING:
+    from fer.predict import FacePredictor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -43,6 +46,9 @@ def label_from_path(path: Path, classes: Sequence[str]) -> str | None:
 
 
 def load_folder(folder: Path, classes: Sequence[str]) -> LabelledFaces:
+    """Every labelled image under ``folder``; unlabelled or unreadable files are listed as skipped."""
+    from fer.images import ImageError, load_image
+
     if (folder / "train").is_dir() and (folder / "test").is_dir():
         raise ValueError(f"{folder} holds whole splits; pass one of them, e.g. {folder / 'test'}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -62,6 +68,7 @@ def load_folder(folder: Path, classes: Sequence[str]) -> LabelledFaces:
 
 
 def load_csv(path: Path, usage: str = "PrivateTest") -> LabelledFaces:
+    """The ``usage`` rows of a FER-2013 CSV."""
     from fer.dataset import read_rows
     from fer.labels import FER2013_CLASSES
 
@@ -70,6 +77,7 @@ def load_csv(path: Path, usage: str = "PrivateTest") -> LabelledFaces:
 
 
 def load_labelled(data: str | Path, classes: Sequence[str]) -> LabelledFaces:
+    """Labelled faces from a folder tree, a labelled image folder or a FER-2013 CSV."""
     data = Path(data)
     if data.is_dir():
         found = load_folder(data, classes)
@@ -102,6 +110,8 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
 
 def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
+    from fer.plotting import pyplot
+
     plt = pyplot()
 
     cm = np.array(result["confusion_matrix"])
@@ -124,7 +134,7 @@ def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
     return Path(path)
 
 
-def evaluate(predictor: FacePredictor, data: str | Path, tta: bool = False) -> dict:
+def evaluate(predictor: "FacePredictor", data: str | Path, tta: bool = False) -> dict:
     """Classify every labelled face in ``data`` (batched) and compute the metrics."""
     found = load_labelled(data, predictor.classes)
     start = time.perf_counter()
@@ -155,8 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", help="write the figures as JSON here")
-    p.add_argument("--cm", help="confusion-matrix PNG (default: confusion_matrix.png beside --json, or ./)")
+    p.add_argument("--cm", help="confusion-matrix PNG (default: the --json name with .cm.png, e.g. test.cm.png; "
+                                "without --json, ./confusion_matrix.png)")
     args = p.parse_args(argv)
+    configure_logging()
+    from fer.predict import FacePredictor, ModelLoadError
+
     try:
         predictor = FacePredictor.load(args.model)
         result = evaluate(predictor, args.data, tta=args.tta)
@@ -170,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{' + TTA' if args.tta else ''}: accuracy {result['accuracy']:.1%}")
     print(f"\nconfusion matrix: {cm_path}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json_atomic(Path(args.json), result)
         print(f"figures: {args.json}")
     return 0
 

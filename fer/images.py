@@ -12,8 +12,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Longest side an image is brought down to before detection (bounds memory and time).
 MAX_SIDE = 1920
-#: Refuse files whose header claims more pixels than this (decompression bombs).
-MAX_PIXELS = 100_000_000
 #: Smallest side that can hold a detectable face.
 MIN_SIDE = 16
 
@@ -43,21 +41,17 @@ def load_image(source: str | Path | bytes, name: str | None = None, max_side: in
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(f"{label}: {image.width}×{image.height} is too large "
-                                 f"(over {MAX_PIXELS // 1_000_000} megapixels)")
+            image = Image.open(io.BytesIO(data))  # PIL refuses more than Image.MAX_IMAGE_PIXELS (89.5 MP)
             image.seek(0)  # first frame of an animation
             if max(image.size) > 2 * max_side and image.format == "JPEG":
                 image.draft("RGB", (max_side, max_side))  # decode huge JPEGs at reduced scale
             image = ImageOps.exif_transpose(image)
             rgb = to_rgb(image)
-    except ImageError:
-        raise
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image file this app can read (unknown format, or corrupt data)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{label}: too large to decode safely ({_short(e)})") from None
+        raise ImageError(f"{label}: too large to decode safely (over {Image.MAX_IMAGE_PIXELS / 1e6:.1f} "
+                         f"megapixels; {_short(e)})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{label}: the image data is corrupt or truncated ({_short(e)})") from None
     if min(rgb.shape[:2]) < MIN_SIDE:
@@ -81,11 +75,30 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 def downscale(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     """Shrink (never enlarge) so the longest side is at most ``max_side``."""
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
+    return _shrink(image, max_side / max(image.shape[:2]))
+
+
+def resize_to_width(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (never enlarged; INTER_AREA) to at most ``width`` pixels wide, and the factor used
+    (≤ 1): a box found in the small image is ``box / factor`` in ``image``."""
+    factor = min(1.0, width / image.shape[1])
+    return _shrink(image, factor), factor
+
+
+def _shrink(image: np.ndarray, factor: float) -> np.ndarray:
+    if factor >= 1:
         return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """Grey, RGB or RGBA uint8 → grey uint8 (grey input comes back as it is)."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 1:
+        return image[..., 0]
+    return cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY if image.shape[2] == 4 else cv2.COLOR_RGB2GRAY)
 
 
 def as_rgb_frame(frame: np.ndarray | None) -> np.ndarray | None:

@@ -8,6 +8,10 @@ FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", 
 #: FER+ adds contempt; the other seven keep their FER-2013 names and order.
 FERPLUS_CLASSES: tuple[str, ...] = FER2013_CLASSES + ("contempt",)
 
+#: How a new model orders its classes: FER-2013's label order (then any others alphabetically), or all
+#: alphabetically (fastai's default, which the shipped model was trained with).
+CLASS_ORDERS: tuple[str, ...] = ("labels", "alphabetical")
+
 #: FER+ vote columns → our class names (``unknown`` and ``NF`` are not classes).
 FERPLUS_COLUMNS: dict[str, str] = {
     "neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",

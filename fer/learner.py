@@ -3,36 +3,44 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from fastai.learner import load_model, save_model
-from fastai.vision.all import (
-    Callback,
-    CategoryBlock,
-    CrossEntropyLossFlat,
-    DataBlock,
-    DataLoaders,
-    GrandparentSplitter,
-    ImageBlock,
-    LabelSmoothingCrossEntropyFlat,
-    Learner,
-    MixUp,
-    PILImageBW,
-    TransformBlock,
-    accuracy,
-    get_image_files,
-    parent_label,
-    vision_learner,
-)
+
+from fer.quiet import known_warnings_silenced  # before fastai
+
+with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
+    from fastai.learner import load_model, save_model
+    from fastai.vision.all import (
+        Callback,
+        CategoryBlock,
+        CrossEntropyLossFlat,
+        DataBlock,
+        DataLoaders,
+        GrandparentSplitter,
+        ImageBlock,
+        LabelSmoothingCrossEntropyFlat,
+        Learner,
+        MixUp,
+        PILImageBW,
+        Recorder,
+        TransformBlock,
+        accuracy,
+        get_image_files,
+        parent_label,
+        vision_learner,
+    )
 
 from fer import distill, preprocess
-from fer.fileio import write_json_atomic
-from fer.labels import FERPLUS_CLASSES
+from fer.card import write_card
+from fer.fileio import atomic_path, write_json_atomic
+from fer.labels import CLASS_ORDERS, FERPLUS_CLASSES
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_STATE = "checkpoint.json"
 HISTORY = "history.csv"
@@ -79,21 +87,28 @@ def require_splits(data_dir: Path, *splits: str) -> None:
             raise FileNotFoundError(f"{Path(data_dir) / split}: missing; make it with data_scripts/prepare_fer2013.py")
 
 
-def folder_classes(folder: Path) -> list[str]:
-    """Class folders in label order (fer.labels), then any others alphabetically."""
+def folder_classes(folder: Path, order: str = "labels") -> list[str]:
+    """Class folders in label order (fer.labels), then any others alphabetically; or all alphabetically
+    (``order="alphabetical"``, fastai's default, which the shipped model was trained with)."""
+    if order not in CLASS_ORDERS:
+        raise ValueError(f"class order {order!r}: choose one of {', '.join(CLASS_ORDERS)}")
     present = {p.name for p in Path(folder).iterdir() if p.is_dir()}
+    if order == "alphabetical":
+        return sorted(present)
     return [c for c in FERPLUS_CLASSES if c in present] + sorted(present - set(FERPLUS_CLASSES))
 
 
 def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float], bs: int = 64,
                      augment: bool = True, num_workers: int = 0, vocab: list[str] | None = None,
-                     soft_labels: Callable[[Path], torch.Tensor] | None = None) -> DataLoaders:
-    """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces; classes in label order
-    unless ``vocab`` gives them (a second stage keeps its first stage's order). ``soft_labels`` (a
+                     soft_labels: Callable[[Path], torch.Tensor] | None = None,
+                     class_order: str = "labels") -> DataLoaders:
+    """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces; classes in
+    ``class_order`` (:func:`folder_classes`) unless ``vocab`` gives them (a second stage keeps its first
+    stage's order). ``soft_labels`` (a
     :class:`fer.distill.SoftLabel`) adds a second target, the teacher's probabilities, for distillation."""
     data_dir = Path(data_dir)
     require_splits(data_dir, "train", "valid")
-    label_block = CategoryBlock(vocab=vocab or folder_classes(data_dir / "train"), sort=False)
+    label_block = CategoryBlock(vocab=vocab or folder_classes(data_dir / "train", class_order), sort=False)
     extra = (TransformBlock(),) if soft_labels else ()
     block = DataBlock(
         blocks=(ImageBlock(cls=PILImageBW), label_block, *extra),
@@ -129,15 +144,16 @@ def build_learner(dls: DataLoaders, arch: str, pretrained: bool = True, weights:
 
 
 class TrainingCheckpoints(Callback):
-    """After every epoch: append a row to ``history.csv``, save ``last`` (model + optimiser) and, if valid
-    accuracy improved, ``best``; all atomically, with a JSON state so ``--resume`` knows where to continue.
-    Loads ``best`` into the model at the end of the last phase."""
+    """After every epoch: append a row to ``history.csv``, save ``last`` (model + optimiser) and, if the
+    ``monitor`` metric improved, ``best``; all atomically, with a JSON state so ``--resume`` knows where to
+    continue. The best weights are loaded back by :func:`load_best_weights` (the export does it)."""
 
-    order = 71  # after the Recorder has the epoch's metrics and after SkipToEpoch
+    order = Recorder.order + 1  # the Recorder has logged the epoch's metrics
 
-    def __init__(self, ckpt_dir: Path, phase: str, start_epoch: int = 0, best: float = -1.0, final: bool = False):
+    def __init__(self, ckpt_dir: Path, phase: str, start_epoch: int = 0, best: float | None = None,
+                 monitor: str = "accuracy"):
         self.ckpt_dir, self.phase, self.start_epoch = Path(ckpt_dir), phase, start_epoch
-        self.best, self.final = best, final
+        self.best, self.monitor = best, monitor
 
     def before_epoch(self):
         self.epoch_start = time.perf_counter()
@@ -145,36 +161,47 @@ class TrainingCheckpoints(Callback):
     def after_epoch(self):
         if self.epoch < self.start_epoch:  # skipped while resuming
             return
-        row = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
-        acc = float(row["accuracy"])
+        row = dict(zip(self.recorder.metric_names[1:-1], map(float, self.recorder.values[-1])))
+        if self.monitor not in row:
+            raise KeyError(f"TrainingCheckpoints: monitor {self.monitor!r} is not one of the recorded "
+                           f"{', '.join(row)}")
         self._save("last")
         state = read_state(self.ckpt_dir)
-        if acc > self.best:
-            self.best = acc
+        if self._improved(row[self.monitor]):
+            self.best = row[self.monitor]
             self._save("best")
             state["best_epoch"] = f"{self.phase} {self.epoch + 1}"
-        state.update(phase=self.phase, epochs_done=self.epoch + 1, best_accuracy=self.best)
+        state.update(phase=self.phase, epochs_done=self.epoch + 1, monitor=self.monitor, best=self.best)
         write_json_atomic(self.ckpt_dir / CHECKPOINT_STATE, state)
         self._append_history(row)  # last: a row in the log means the epoch is checkpointed
 
-    def after_fit(self):
-        if self.final and (self.ckpt_dir / "best.pth").exists():
-            load_model(self.ckpt_dir / "best.pth", self.learn.model, None, with_opt=False, device=self.dls.device)
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best if "loss" in self.monitor else value > self.best
 
-    def _append_history(self, row: dict) -> None:
+    def _append_history(self, row: dict[str, float]) -> None:
         path = self.ckpt_dir / HISTORY
         new = not path.exists()
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as f:
             if new:
-                f.write("phase,epoch,train_loss,valid_loss,accuracy,seconds\n")
-            f.write(f"{self.phase},{self.epoch + 1},{float(row['train_loss']):.5f},{float(row['valid_loss']):.5f},"
-                    f"{float(row['accuracy']):.5f},{time.perf_counter() - self.epoch_start:.1f}\n")
+                f.write(",".join(["phase", "epoch", *row, "seconds"]) + "\n")
+            values = [f"{v:.5f}" for v in row.values()]
+            f.write(",".join([self.phase, str(self.epoch + 1), *values,
+                              f"{time.perf_counter() - self.epoch_start:.1f}"]) + "\n")
 
     def _save(self, name: str) -> None:
-        tmp = self.ckpt_dir / f".{name}.pth.tmp"
-        save_model(tmp, self.learn.model, self.learn.opt, with_opt=True)
-        os.replace(tmp, self.ckpt_dir / f"{name}.pth")
+        with atomic_path(self.ckpt_dir / f"{name}.pth") as tmp:
+            save_model(tmp, self.learn.model, self.learn.opt, with_opt=True)
+
+
+def load_best_weights(learn: Learner, ckpt_dir: str | Path) -> bool:
+    """Load the run's ``best.pth`` into ``learn.model``; False when the run saved none."""
+    best = Path(ckpt_dir) / "best.pth"
+    if not best.exists():
+        return False
+    load_model(best, learn.model, None, with_opt=False, device=learn.dls.device)
+    return True
 
 
 def read_state(ckpt_dir: Path) -> dict:
@@ -196,14 +223,16 @@ def init_from_export(learn: Learner, source: Learner, name: str = "--init-from")
         raise ValueError(f"{name}: not the same architecture ({str(e).splitlines()[0]})") from None
 
 
-def fine_tune(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_dir: str | Path,
-              resume: bool = False, lr_mult: float = 5.0, mixup: float = 0.0) -> None:
+def fine_tune_resumable(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_dir: str | Path,
+                        resume: bool = False, lr_mult: float = 5.0, mixup: float = 0.0,
+                        monitor: str = "accuracy") -> None:
     """fastai's ``fine_tune`` schedule (one-cycle on the frozen head, then all layers at lr/2 with the
     backbone at lr/2/lr_mult), checkpointed every epoch so ``resume`` continues a killed run.
 
     fastai's default ``lr_mult=100`` leaves an ImageNet backbone nearly frozen (~3e-5); grey 48-px faces
     are far from ImageNet, and a first run with it reached only 45% valid after 3 epochs.
-    ``mixup`` > 0 adds fastai's ``MixUp(alpha)`` callback to the unfrozen phase."""
+    ``mixup`` > 0 adds fastai's ``MixUp(alpha)`` callback to the unfrozen phase. ``monitor`` (a metric or
+    loss name) picks the best epoch. The model ends with the last epoch's weights (:func:`load_best_weights`)."""
     ckpt_dir = Path(ckpt_dir)
     state = read_state(ckpt_dir) if resume else {}
     if resume and not state:
@@ -213,7 +242,7 @@ def fine_tune(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_d
             (ckpt_dir / name).unlink(missing_ok=True)
     if state:
         load_model(ckpt_dir / "last.pth", learn.model, None, with_opt=False, device=learn.dls.device)
-    best = state.get("best_accuracy", -1.0)
+    best = state.get("best", state.get("best_accuracy"))
     schedule = {"frozen": (freeze_epochs, slice(lr), dict(pct_start=0.99)),
                 "unfrozen": (epochs, slice(lr / 2 / lr_mult, lr / 2), dict(pct_start=0.3, div=5.0))}
     for phase, (n_epochs, lrs, kwargs) in schedule.items():
@@ -225,8 +254,8 @@ def fine_tune(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_d
         learn.freeze() if phase == "frozen" else learn.unfreeze()
         if start:
             load_model(ckpt_dir / "last.pth", learn.model, learn.opt, with_opt=True, device=learn.dls.device)
-            print(f"resuming the {phase} phase at epoch {start + 1}/{n_epochs} (best accuracy so far {best:.4f})")
-        cb = TrainingCheckpoints(ckpt_dir, phase, start, best, final=phase == "unfrozen")
+            logger.info(f"resuming the {phase} phase at epoch {start + 1}/{n_epochs} (best {monitor} so far {best:.4f})")
+        cb = TrainingCheckpoints(ckpt_dir, phase, start, best, monitor)
         cbs = [cb, MixUp(mixup)] if mixup and phase == "unfrozen" else [cb]
         learn.fit_one_cycle(n_epochs, lrs, start_epoch=start, cbs=cbs, **kwargs)
         best = cb.best
@@ -242,25 +271,14 @@ def package_versions() -> dict[str, str]:
             "timm": timm.__version__}
 
 
-def export_learner(learn: Learner, out: str | Path, card: dict) -> Path:
-    """Export the learner ``.pkl`` atomically (temp file + rename) and write its model card beside it."""
+def export_learner(learn: Learner, out: str | Path, card: dict, ckpt_dir: str | Path | None = None) -> Path:
+    """Export the learner ``.pkl`` atomically and write its model card beside it. With ``ckpt_dir`` the run's
+    best weights are loaded first, here rather than at the end of training, so a run resumed after its
+    last epoch exports the best epoch too (the one its card reports)."""
+    if ckpt_dir is not None:
+        load_best_weights(learn, ckpt_dir)
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    learn.export(tmp)
-    os.replace(tmp, out)
-    write_json_atomic(card_path(out), card)
+    with atomic_path(out) as tmp:
+        learn.export(tmp)
+    write_card(out, card)
     return out
-
-
-def card_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".json")
-
-
-def load_card(model_path: str | Path) -> dict:
-    path = card_path(model_path)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def timestamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

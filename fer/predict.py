@@ -9,15 +9,18 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from fastai.vision.all import TensorImageBW
-from fasttransform import Pipeline
 
+from fer.quiet import known_warnings_silenced  # before fastai
+
+with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
+    from fastai.vision.all import TensorImageBW
+    from fasttransform import Pipeline
+
+from fer.card import DEFAULT_MODEL, load_card
 from fer.preprocess import faces_to_batch, inference_module
 from fer.runtime import compile_for_inference
 
-#: Where the shipped default model lives (relative to the project root).
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.pkl"
+__all__ = ["DEFAULT_MODEL", "FacePredictor", "ModelLoadError", "load_learner_file"]
 
 
 class ModelLoadError(RuntimeError):
@@ -36,7 +39,8 @@ def load_learner_file(path: str | Path):
         raise ModelLoadError(f"model file {path}: not found. Train one with `python -m fer.finetune --data DIR "
                              f"--out {path}`, or pass --model PATH to an exported learner (.pkl)")
     try:
-        learn = load_learner(path, cpu=True)
+        with known_warnings_silenced():
+            learn = load_learner(path, cpu=True)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, AttributeError, ImportError,
             ModuleNotFoundError, ValueError, TypeError, OSError, IndexError, KeyError) as e:
         raise ModelLoadError(f"model file {path}: not a readable fastai learner — truncated, corrupt or another "
@@ -63,8 +67,6 @@ class FacePredictor:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> "FacePredictor":
-        from fer.learner import load_card
-
         return cls(load_learner_file(path), load_card(path), backend)
 
     @torch.inference_mode()
@@ -102,11 +104,10 @@ class FacePredictor:
         return self._compiled
 
     def describe(self) -> str:
-        """One line about the loaded model for users."""
+        """One line about the loaded model for users (from its card: what ``fer.finetune`` writes)."""
         c = self.card
         if not c:
             return f"{len(self.classes)} classes: {', '.join(self.classes)}"
-        acc = c.get("test_accuracy") or c.get("valid_accuracy")
-        which = "PrivateTest" if c.get("test_accuracy") else "PublicTest (valid)"
+        acc = c.get("valid_accuracy")
         return (f"{c.get('arch', '?')} at {c.get('input_size', '?')} px, "
-                + (f"{acc:.1%} accuracy on FER-2013 {which}" if acc else "accuracy unknown"))
+                + (f"{acc:.1%} accuracy on FER-2013 PublicTest (valid)" if acc else "accuracy unknown"))

@@ -17,16 +17,21 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastai.vision.all import (
-    AffineCoordTfm,
-    IntToFloatTensor,
-    Normalize,
-    Resize,
-    ResizeMethod,
-    TensorImageBW,
-    aug_transforms,
-)
 
+from fer.quiet import known_warnings_silenced  # before fastai
+
+with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
+    from fastai.vision.all import (
+        AffineCoordTfm,
+        IntToFloatTensor,
+        Normalize,
+        Resize,
+        ResizeMethod,
+        TensorImageBW,
+        aug_transforms,
+    )
+
+from fer.images import to_grey
 from fer.labels import FACE_SIZE
 
 #: Grey normalisation when a backbone has no pretrained statistics (trained from scratch).
@@ -60,10 +65,7 @@ def batch_tfms(size: int, stats: tuple[float, float], augment: bool = True) -> l
 
 def to_face(image: np.ndarray) -> np.ndarray:
     """Any crop (grey, RGB or RGBA, uint8) → a 48×48 uint8 grey face."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)
-    elif image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    image = to_grey(image)
     if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
         shrinking = image.shape[0] > FACE_SIZE
         image = cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -11,9 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import settings
+
+settings.register_profile("fer", database=None)  # no .hypothesis/ folder left in the checkout
+settings.load_profile("fer")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # the package, and scripts/apprunner.py
 
 from fer.labels import FER2013_CLASSES  # noqa: E402
 

@@ -15,25 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apprunner import running_app
+from apprunner import CHROMIUM, FLAGS, running_app, write_y4m
 from fer.bench import astronaut_frame
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser,
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (scripts/setup.sh)")]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-
-
-def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    """Uncompressed YUV4MPEG2 (4:2:0) that Chromium's fake camera plays in a loop."""
-    h, w = frames[0].shape[:2]
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420\n".encode())
-        for frame in frames:
-            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")

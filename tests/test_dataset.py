@@ -11,10 +11,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import ROOT, USAGES, csv_lines, run_cli, synthetic_face, write_csv
-from fer.dataset import BadRowError, CsvFormatError, convert_csv, folder_counts, parse_pixels
+from fer.dataset import N_PIXELS, BadRowError, CsvFormatError, convert_csv, folder_counts, parse_pixels
 from fer.labels import FER2013_CLASSES
 
 
@@ -40,11 +40,11 @@ def test_gzip_and_rerun_give_the_same_folder(tmp_path, tiny_csv):
     convert_csv(gz, out, progress=False)
     before = tree(out)
     (out / "train" / "happy" / "999999.png").write_bytes(b"stale")  # a file from some other run
-    (out / "train" / "happy" / "5.png.part").write_bytes(b"half")  # an interrupted write
+    (out / "train" / "happy" / ".5.png.tmp").write_bytes(b"half")  # an interrupted write
     report = convert_csv(tiny_csv, out, progress=False)
     assert tree(out) == before
     assert report.removed_stale == 2
-    assert not list(out.rglob("*.part"))
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_ferplus_labels(tmp_path):
@@ -102,6 +102,14 @@ def test_cli_bad_row_message_and_skip(tmp_path):
     assert "skipped 1 bad row(s)" in result.stdout and "wrote 7 images" in result.stdout
 
 
+def test_cli_whole_file_errors_do_not_suggest_skipping_rows(tmp_path):
+    (tmp_path / "cols.csv").write_text("emotion,Usage\n0,Training\n")
+    for csv in (tmp_path / "none.csv", tmp_path / "cols.csv"):
+        result = run_cli("data_scripts/prepare_fer2013.py", "--csv", str(csv), "--out", str(tmp_path / "o"), check=False)
+        assert result.returncode == 2 and f"error: {csv}" in result.stderr and "Nothing was written" in result.stderr
+        assert "--skip-bad-rows" not in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("content, problem", [
     ("", "the file is empty"),
     ("emotion,pixels,Usage\n", "no data rows"),
@@ -141,6 +149,7 @@ def test_missing_usage_is_an_error_or_a_seeded_split(tmp_path):
     assert a.equals(b) and a.to_numpy().sum() == 70 and a.loc["train"].sum() > a.loc["test"].sum() > 0
 
 
+@pytest.mark.slow
 def test_killed_conversion_then_rerun_is_complete_and_exact(tmp_path):
     path = write_csv(tmp_path / "big.csv", csv_lines({"Training": 300, "PublicTest": 0, "PrivateTest": 0}))
     out = tmp_path / "out"
@@ -154,22 +163,44 @@ def test_killed_conversion_then_rerun_is_complete_and_exact(tmp_path):
     assert 0 < len(list(out.rglob("*.png"))) < 2100, "the conversion was not interrupted midway"
     run_cli("data_scripts/prepare_fer2013.py", "--csv", str(path), "--out", str(out), "--no-plots")
     files = sorted(out.rglob("*.png"))
-    assert len(files) == 2100 and not list(out.rglob("*.part"))
+    assert len(files) == 2100 and not list(out.rglob("*.tmp"))
     for f in files:
         label, index = FER2013_CLASSES.index(f.parent.name), int(f.stem)
         assert np.array_equal(cv2.imread(str(f), cv2.IMREAD_UNCHANGED), synthetic_face(label, index))
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(-300, 600), min_size=0, max_size=2400), st.sampled_from([" ", "  ", "\t"]))
-def test_parse_pixels_accepts_exactly_valid_rows(values, sep):
-    text = sep.join(map(str, values))
-    valid = len(values) == 2304 and all(0 <= v <= 255 for v in values)
-    if valid:
-        assert np.array_equal(parse_pixels(text).ravel(), np.array(values, np.uint8))
-    else:
-        with pytest.raises(ValueError):
-            parse_pixels(text)
+VALID_ROW = st.lists(st.integers(0, 255), min_size=N_PIXELS, max_size=N_PIXELS)
+SEPARATORS = st.sampled_from([" ", "  ", "\t"])
+
+
+LARGE_ROWS = [HealthCheck.large_base_example, HealthCheck.data_too_large, HealthCheck.too_slow]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=LARGE_ROWS)
+@given(VALID_ROW, SEPARATORS)
+def test_parse_pixels_reads_every_valid_row(values, sep):
+    assert np.array_equal(parse_pixels(sep.join(map(str, values))).ravel(), np.array(values, np.uint8))
+
+
+def mutations(values: list[int]) -> st.SearchStrategy[str]:
+    """A valid row made invalid in one way: a value dropped or added, out of range, or not an integer."""
+    text = list(map(str, values))
+    return st.one_of(
+        st.integers(0, N_PIXELS - 1).map(lambda i: text[:i] + text[i + 1:]),
+        st.integers(0, 255).map(lambda v: text + [str(v)]),
+        st.tuples(st.integers(0, N_PIXELS - 1), st.one_of(st.integers(max_value=-1), st.integers(min_value=256),
+                                                           st.integers(min_value=2**63)))
+        .map(lambda iv: text[:iv[0]] + [str(iv[1])] + text[iv[0] + 1:]),
+        st.tuples(st.integers(0, N_PIXELS - 1), st.sampled_from(["1.5", "x", "1e2", "0x10", "nan", "--1", "½"]))
+        .map(lambda it: text[:it[0]] + [it[1]] + text[it[0] + 1:]),
+    ).map(" ".join)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=LARGE_ROWS)
+@given(VALID_ROW.flatmap(mutations))
+def test_parse_pixels_rejects_every_mutated_row_with_a_reason(text):
+    with pytest.raises(ValueError, match="pixel value|expected 2304 pixel values"):
+        parse_pixels(text)
 
 
 @settings(max_examples=100, deadline=None)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from fer.images import MAX_SIDE, ImageError, as_rgb_frame, load_image
+from fer.images import MAX_SIDE, ImageError, as_rgb_frame, load_image, resize_to_width, to_grey
 
 
 def encoded(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -72,7 +73,7 @@ def test_huge_images_are_downscaled_before_detection():
 
 def test_decompression_bomb_is_refused():
     bomb = encoded(Image.new("1", (12000, 12000)), "PNG")  # tiny file, 144 megapixels
-    with pytest.raises(ImageError, match="too large|not an image"):
+    with pytest.raises(ImageError, match=r"too large to decode safely \(over 89\.5 megapixels"):
         load_image(bomb)
 
 
@@ -91,3 +92,20 @@ def test_unusable_stream_frames_are_none(frame):
 def test_odd_stream_frames_become_rgb(frame):
     rgb = as_rgb_frame(frame)
     assert rgb.dtype == np.uint8 and rgb.shape == frame.shape[:2] + (3,)
+
+
+def test_resize_to_width_shrinks_never_enlarges_and_gives_the_factor():
+    image = np.zeros((480, 640, 3), np.uint8)
+    small, factor = resize_to_width(image, 320)
+    assert small.shape == (240, 320, 3) and factor == 0.5
+    same, factor = resize_to_width(image, 1000)
+    assert same is image and factor == 1.0
+
+
+def test_to_grey_takes_grey_rgb_and_rgba():
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    grey = to_grey(rgb)
+    assert grey.shape == (20, 30) and np.array_equal(grey, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    rgba = np.dstack([rgb, np.full((20, 30), 255, np.uint8)])
+    assert np.array_equal(to_grey(rgba), grey) and to_grey(grey) is grey
+    assert np.array_equal(to_grey(grey[..., None]), grey)

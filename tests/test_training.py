@@ -1,5 +1,5 @@
 """The real training pipeline on the tiny synthetic set: fine-tune → export → load in a fresh process →
-predict → evaluate; resume after a kill; the export is atomic."""
+predict → evaluate; resume after a kill; the export is atomic and exports the best epoch."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import ROOT, TINY_ARCH, run_cli
+from fer.fileio import temp_path
 from fer.labels import FER2013_CLASSES
 
 
@@ -88,11 +92,16 @@ def finetune_args(data, out, run, epochs="3"):
             "--run-dir", str(run)]
 
 
-def test_killed_training_resumes_and_export_is_atomic(tiny_data, tmp_path):
-    out, run = tmp_path / "m.pkl", tmp_path / "run"
+def start_finetune(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, *finetune_args(tiny_data, out, run, epochs="8")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_at_the_next_epoch(tiny_data, tmp_path):
+    out, run = tmp_path / "m.pkl", tmp_path / "run"
+    proc = start_finetune(finetune_args(tiny_data, out, run, epochs="8"))
     deadline = time.time() + 300
     while time.time() < deadline and not (run / "history.csv").exists():
         time.sleep(0.2)
@@ -100,7 +109,7 @@ def test_killed_training_resumes_and_export_is_atomic(tiny_data, tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not out.exists() and not list(tmp_path.glob("*.tmp")), "a killed run must leave no model at the final path"
+    assert not out.exists(), "a killed run must leave no model at the final path"
     done = json.loads((run / "checkpoint.json").read_text())["epochs_done"]
     assert 2 <= done < 8
 
@@ -111,15 +120,81 @@ def test_killed_training_resumes_and_export_is_atomic(tiny_data, tmp_path):
     assert out.exists() and json.loads(out.with_suffix(".json").read_text())["valid_accuracy"] is not None
 
 
-def test_resume_without_checkpoint_and_bad_data_are_clear(tiny_data, tmp_path):
+def open_when_written(fifo: Path, proc: subprocess.Popen, timeout: float = 300):
+    """Open ``fifo`` for reading; returns once ``proc`` opens it to write (a FIFO's open blocks until both
+    ends are there). Fails if ``proc`` ends or ``timeout`` passes first."""
+    opened: list = []
+    reader = threading.Thread(target=lambda: opened.append(open(fifo, "rb")), daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while reader.is_alive() and proc.poll() is None and time.time() < deadline:
+        reader.join(0.2)
+    if not opened:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # release the waiting reader
+        reader.join()
+        opened[0].close()
+        raise AssertionError(f"the export never started (process ended with {proc.poll()})")
+    return opened[0]
+
+
+@pytest.mark.slow
+def test_kill_during_export_leaves_no_model_and_resume_exports_the_best_epoch(tiny_data, tmp_path):
+    import torch
+    from fastai.learner import load_learner
+
+    out, run = tmp_path / "m.pkl", tmp_path / "run"
+    args = finetune_args(tiny_data, out, run, epochs="4")
+    args[args.index("--lr") + 1] = "3e-2"  # a jumpy run: the best epoch is often not the last
+    os.mkfifo(temp_path(out))  # the export writes here first: it blocks until this test reads
+    proc = start_finetune(args)
+    with open_when_written(temp_path(out), proc) as export:
+        assert export.read(1024), "the export is writing"
+        proc.kill()
+        proc.wait()
+    assert not out.exists() and not out.with_suffix(".json").exists(), "a killed export leaves no file"
+    assert json.loads((run / "checkpoint.json").read_text())["epochs_done"] == 4  # killed after the last epoch
+    temp_path(out).unlink()
+
+    run_cli(*args, "--resume")  # nothing left to train: loads the checkpoint and exports
+    exported = load_learner(out).model.state_dict()
+    best, last = (torch.load(run / f"{name}.pth", map_location="cpu", weights_only=False)["model"]
+                  for name in ("best", "last"))
+    assert all(torch.equal(exported[k], best[k]) for k in best), "the export holds the best epoch's weights"
+    if any(not torch.equal(best[k], last[k]) for k in best):
+        assert any(not torch.equal(exported[k], last[k]) for k in last)
+    card = json.loads(out.with_suffix(".json").read_text())
+    state = json.loads((run / "checkpoint.json").read_text())
+    assert card["valid_accuracy"] == state["best"] and card["best_epoch"] == state["best_epoch"]
+
+
+def test_bad_arguments_are_clear_and_make_no_run_folder(tiny_data, tmp_path):
     result = run_cli(*finetune_args(tiny_data, tmp_path / "m.pkl", tmp_path / "run"), "--resume", check=False)
     assert result.returncode == 2 and "--resume: no checkpoint in" in result.stderr and "Traceback" not in result.stderr
     result = run_cli(*finetune_args(tmp_path, tmp_path / "m.pkl", tmp_path / "run"), check=False)
     assert result.returncode == 2 and "train: missing" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("-m", "fer.finetune", "--data", str(tmp_path), "--arch", "no_such_net", check=False)
+    result = run_cli("-m", "fer.finetune", "--data", str(tmp_path), "--arch", "no_such_net",
+                     "--out", str(tmp_path / "x.pkl"), check=False)
     assert result.returncode == 2 and "unknown timm architecture 'no_such_net'" in result.stderr
+    result = run_cli(*finetune_args(tiny_data, tmp_path / "m.pkl", tmp_path / "run"), "--epochs", "-1", check=False)
+    assert result.returncode == 2 and "--epochs -1: must be at least 0" in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "x").exists() and not (ROOT / "runs" / "x").exists()
+    for noise in ("FutureWarning", "UserWarning", "Traceback"):
+        assert noise not in result.stderr
 
 
+def test_class_order_is_recorded_and_kept_by_a_second_stage(tiny_data, tmp_path):
+    from fastai.learner import load_learner
+
+    first = tmp_path / "alpha.pkl"
+    run_cli(*finetune_args(tiny_data, first, tmp_path / "run", epochs="1"), "--class-order", "alphabetical")
+    assert list(load_learner(first).dls.vocab) == sorted(FER2013_CLASSES)
+    assert json.loads(first.with_suffix(".json").read_text())["class_order"] == "alphabetical"
+    result = run_cli(*finetune_args(tiny_data, tmp_path / "b.pkl", tmp_path / "run2", epochs="1"),
+                     "--init-from", str(first), "--class-order", "labels", check=False)
+    assert result.returncode == 2 and "keeps the classes of the learner it starts from" in result.stderr
+
+
+@pytest.mark.slow
 def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_data, tmp_path):
     from fastai.learner import load_learner
 
@@ -148,6 +223,7 @@ def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_da
     assert result.returncode == 2 and "cut.pkl: not a readable fastai learner" in result.stderr
 
 
+@pytest.mark.slow
 def test_distillation_from_a_teacher_ensemble(tiny_model, tiny_data, tmp_path):
     import numpy as np
     from fastai.learner import load_learner

@@ -1,17 +1,38 @@
-"""Start app/main.py in a subprocess on a free port and wait until it answers."""
+"""Driving the app from outside, shared by the tests and benchmarks/load_test.py: start app/main.py in a
+subprocess on a free port and wait until it answers; headless Chromium's flags and a fake-camera file."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
+#: Debian's Chromium (scripts/setup.sh installs it), driven by Playwright.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """Uncompressed YUV4MPEG2 (4:2:0) that Chromium's fake camera plays in a loop."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
 
 
 def free_port() -> int:
@@ -22,9 +43,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(model: Path, *extra: str, timeout: float = 180):
+    """Yield ``(url, process, log)`` of the app serving ``model``; the log (a temporary file, removed
+    afterwards) holds its stdout and stderr."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"fer_app_{port}.log", "w+")
+    log = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([sys.executable, "app/main.py", "--model", str(model), "--port", str(port), *extra],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

@@ -1,0 +1,40 @@
+"""Model cards: the JSON file beside an exported learner that says how it was trained.
+
+Serving reads cards and training writes them; both come here, so serving never imports training code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from fer.fileio import write_json_atomic
+
+#: The project checkout (exports/ and docs/ live here).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The shipped default model.
+DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.pkl"
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The card of a model file: the same name with ``.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def load_card(model_path: str | Path) -> dict:
+    """The card of ``model_path``, or ``{}`` when it has none."""
+    path = card_path(model_path)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_card(model_path: str | Path, card: dict) -> Path:
+    """Write ``card`` beside ``model_path`` atomically; returns the card's path."""
+    path = card_path(model_path)
+    write_json_atomic(path, card)
+    return path
+
+
+def timestamp() -> str:
+    """Now, in UTC, as ISO 8601 (``2026-11-21T21:24:40Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

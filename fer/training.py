@@ -1,0 +1,246 @@
+"""Training a model end to end, the steps behind ``python -m fer.finetune``: check the inputs, build the
+learner (ImageNet, ``--init-from`` or scratch weights; optional distillation), run the resumable schedule,
+plot, write the card and export the best epoch.
+
+Only light imports at module level: the command line parses its arguments before torch and fastai load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fer.card import load_card, timestamp
+from fer.labels import CLASS_ORDERS
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DISTILL_WEIGHT = 0.7
+
+
+@dataclass
+class TrainingConfig:
+    """One training run; the fields are ``python -m fer.finetune``'s options (see its ``--help``)."""
+
+    data: str
+    arch: str = "tf_efficientnet_lite0"
+    weights: str | None = None
+    no_pretrained: bool = False
+    size: int = 80
+    epochs: int = 25
+    freeze_epochs: int = 1
+    bs: int = 64
+    lr: float | None = None
+    lr_mult: float = 5.0
+    label_smoothing: float = 0.1
+    mixup: float = 0.0
+    init_from: str | None = None
+    teacher: list[str] = field(default_factory=list)
+    distill_weight: float | None = None
+    no_augment: bool = False
+    class_order: str | None = None
+    out: str = "runs/fer_model.pkl"
+    run_dir: str | None = None
+    resume: bool = False
+    seed: int = 42
+    command: str = ""  # how the run was started, for the card
+
+    def check(self) -> None:
+        """Errors that need no data or model: ValueError naming the option."""
+        if self.distill_weight is not None and not self.teacher:
+            raise ValueError("--distill-weight needs at least one --teacher")
+        if self.teacher and self.distill_weight is not None and not 0 < self.distill_weight <= 1:
+            raise ValueError(f"--distill-weight {self.distill_weight}: must be in (0, 1]")
+        if self.teacher and self.mixup:
+            raise ValueError("--teacher and --mixup cannot be combined (the soft labels are per image)")
+        if self.class_order and self.init_from:
+            raise ValueError("--class-order: a run with --init-from keeps the classes of the learner it starts from")
+        if self.class_order not in (None, *CLASS_ORDERS):
+            raise ValueError(f"--class-order {self.class_order}: choose one of {', '.join(CLASS_ORDERS)}")
+        for name, least in {"epochs": 0, "freeze_epochs": 0, "bs": 1, "size": 1}.items():
+            if getattr(self, name) < least:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {least}")
+
+    @property
+    def run_folder(self) -> Path:
+        """Checkpoints, logs and plots: ``run_dir``, or ``runs/<out name>``."""
+        return Path(self.run_dir or Path("runs") / Path(self.out).stem)
+
+    @property
+    def soft_label_weight(self) -> float:
+        """The distillation loss weight (0 without teachers)."""
+        if not self.teacher:
+            return 0.0
+        return DEFAULT_DISTILL_WEIGHT if self.distill_weight is None else self.distill_weight
+
+
+def save_lr_find(learn, path: Path) -> float:
+    """Run fastai's lr finder, save its plot, return the suggested (valley) learning rate."""
+    from fastai.callback.schedule import valley
+
+    from fer.plotting import pyplot
+
+    plt = pyplot()
+    suggestion = learn.lr_find(suggest_funcs=(valley,), show_plot=True)
+    plt.gcf().savefig(path, dpi=100)
+    plt.close("all")
+    return float(suggestion.valley)
+
+
+def plot_history(history_csv: Path, path: Path) -> None:
+    """Training curves (losses and valid accuracy per epoch) from the run's CSV log."""
+    import pandas as pd
+
+    from fer.plotting import pyplot
+
+    plt = pyplot()
+    h = pd.read_csv(history_csv)
+    x = range(1, len(h) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(x, h.train_loss, label="train loss")
+    ax1.plot(x, h.valid_loss, label="valid loss")
+    ax1.set_xlabel("epoch")
+    ax1.legend()
+    ax2.plot(x, h.accuracy, color="C2")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("valid accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def soft_labels(config: TrainingConfig, run_dir: Path, teachers: list, vocab: list[str] | None):
+    """The teachers' soft labels for the training images (computed once, cached in the run folder)."""
+    from fer.distill import SoftLabel, load_or_make_soft_labels
+    from fer.learner import split_files
+
+    classes = vocab or list(teachers[0].dls.vocab)
+    for path, t in zip(config.teacher, teachers):
+        if list(t.dls.vocab) != classes:
+            raise ValueError(f"--teacher {path}: classes {list(t.dls.vocab)} differ from {classes}")
+    data = Path(config.data)
+    files = split_files(data, "train")
+    logger.info(f"teacher labels for {len(files)} training images from {', '.join(config.teacher)}")
+    soft = load_or_make_soft_labels(run_dir / "teacher_probs.npz", dict(zip(config.teacher, teachers)), files, data)
+    return SoftLabel(soft, data, classes)
+
+
+def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float, float]) -> dict:
+    """The model card: how the model was trained, on what, and how well it did on PublicTest."""
+    import pandas as pd
+
+    from fer.distill import labelling_seconds
+    from fer.learner import HISTORY, package_versions, read_state
+
+    run_dir = config.run_folder
+    state = read_state(run_dir)
+    train_seconds = float(pd.read_csv(run_dir / HISTORY).seconds.sum())
+    source = Path(config.data) / "source.json"
+    previous = load_card(config.init_from) if config.init_from else None
+    pretrained = ("none" if config.no_pretrained else Path(config.weights).name if config.weights else "timm hub")
+    card = {
+        "arch": config.arch, "input_size": config.size, "channels": 1, "classes": classes,
+        "class_order": previous.get("class_order", "from --init-from") if previous else config.class_order or "labels",
+        "normalisation": {"mean": stats[0], "std": stats[1]},
+        "pretrained": previous.get("pretrained", "unknown") if previous is not None else pretrained,
+        "epochs": {"frozen": config.freeze_epochs, "unfrozen": config.epochs}, "batch_size": config.bs, "lr": config.lr,
+        "lr_mult": config.lr_mult, "label_smoothing": config.label_smoothing, "mixup": config.mixup,
+        "augment": not config.no_augment, "init_from": Path(config.init_from).name if config.init_from else None,
+        "teachers": [Path(t).name for t in config.teacher],
+        "distill_weight": config.soft_label_weight or None,
+        "valid_accuracy": state.get("best"), "best_epoch": state.get("best_epoch"),
+        "training_seconds": round(train_seconds, 1),
+        "data": json.loads(source.read_text()) if source.exists() else {"folder": str(config.data)},
+        "versions": package_versions(), "exported": timestamp(),
+        "command": config.command,
+    }
+    if config.teacher:
+        card["teacher_label_seconds"] = round(labelling_seconds(run_dir / "teacher_probs.npz"), 1)
+    if previous is not None:  # a later stage: keep the previous stage's card, count every stage's time
+        card["previous_stage"] = previous
+        card["training_seconds_total"] = round(
+            train_seconds + card.get("teacher_label_seconds", 0)
+            + previous.get("training_seconds_total", previous.get("training_seconds", 0)), 1)
+    return card
+
+
+def prepare(config: TrainingConfig, run_dir: Path):
+    """Everything that can fail on bad input, before the run folder is made: ``(stats, source, teachers)``."""
+    from fer.learner import pretrained_cfg, read_state, require_splits
+    from fer.predict import load_learner_file
+    from fer.preprocess import grey_stats
+
+    stats = grey_stats(pretrained_cfg(config.arch) if not config.no_pretrained else None)
+    require_splits(Path(config.data), "train", "valid")
+    if config.resume and not read_state(run_dir):
+        raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
+    # the loader the app uses: a missing, truncated or foreign file is a message naming the path
+    source = load_learner_file(config.init_from) if config.init_from else None
+    teachers = [load_learner_file(t) for t in config.teacher]  # clear errors before the long labelling pass
+    return stats, source, teachers
+
+
+def build(config: TrainingConfig, run_dir: Path, stats, source, teachers):
+    """The data loaders and the learner (its weights from ImageNet, --init-from or nothing)."""
+    from fer.learner import build_learner, face_dataloaders, init_from_export
+
+    vocab = list(source.dls.vocab) if source else None
+    soft = soft_labels(config, run_dir, teachers, vocab) if teachers else None
+    dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=not config.no_augment, vocab=vocab,
+                           soft_labels=soft, class_order=config.class_order or "labels")
+    # a second stage gets its weights from --init-from: no ImageNet download or file needed
+    from_imagenet = not (config.no_pretrained or config.init_from)
+    learn = build_learner(dls, config.arch, pretrained=from_imagenet, weights=config.weights if from_imagenet else None,
+                          label_smoothing=config.label_smoothing, path=run_dir,
+                          distill_weight=config.soft_label_weight)
+    if source and not config.resume:
+        init_from_export(learn, source, f"--init-from {config.init_from}")
+    return learn
+
+
+def set_up(config: TrainingConfig) -> tuple:
+    """``(learn, stats)``, ready to train: the learner and the grey normalisation statistics. Bad input (data,
+    model files, architecture) raises a ValueError or FileNotFoundError naming it, before the run folder
+    is made."""
+    from fastai.torch_core import set_seed
+
+    from fer.predict import ModelLoadError
+
+    set_seed(config.seed)
+    try:
+        stats, source, teachers = prepare(config, config.run_folder)
+        config.run_folder.mkdir(parents=True, exist_ok=True)
+        return build(config, config.run_folder, stats, source, teachers), stats
+    except ModelLoadError as e:
+        raise ValueError(str(e)) from None
+
+
+def train(config: TrainingConfig, learn, stats: tuple[float, float]) -> Path:
+    """Fine-tune ``learn`` (resumably) and export its best epoch with a card; returns the exported file."""
+    from fer.learner import HISTORY, export_learner, face_dataloaders, fine_tune_resumable
+
+    run_dir = config.run_folder
+    logger.info(f"{config.arch}: {len(learn.dls.train_ds)} train / {len(learn.dls.valid_ds)} valid images, "
+                f"classes {list(learn.dls.vocab)}")
+    config_path = run_dir / "config.json"
+    if config.resume and config_path.exists():
+        config.lr = config.lr or json.loads(config_path.read_text()).get("lr")
+    if config.lr is None:
+        config.lr = save_lr_find(learn, run_dir / "lr_find.png")
+        logger.info(f"lr finder suggests {config.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
+    config_path.write_text(json.dumps(asdict(config), indent=2))
+    fine_tune_resumable(learn, config.epochs, config.lr, config.freeze_epochs, run_dir, resume=config.resume,
+                        lr_mult=config.lr_mult, mixup=config.mixup)
+    plot_history(run_dir / HISTORY, run_dir / "training_curves.png")
+    classes = list(learn.dls.vocab)
+    if config.teacher:  # export without the soft labels: the same plain data pipeline as any other model
+        learn.dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=not config.no_augment,
+                                     vocab=classes)
+        learn.loss_func = learn.loss_func.hard_loss
+    card = training_card(config, classes, stats)
+    path = export_learner(learn, config.out, card, run_dir)
+    logger.info(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); training "
+                f"{card['training_seconds'] / 60:.1f} min; exported {path} and {path.with_suffix('.json')}")
+    return path
