@@ -25,6 +25,7 @@ import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fer.cli import configure_logging  # noqa: E402
 from fer.detect import DETECTORS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
 from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError  # noqa: E402
@@ -181,6 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging()
     try:
         predictor = FacePredictor.load(args.model)
     except ModelLoadError as e:

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, paste  # noqa: E402
 
-from fer.detect import CropSpec, face_crop, make_detector, to_grey  # noqa: E402
+from fer.detect import CropSpec, face_crop, make_detector  # noqa: E402
+from fer.images import to_grey  # noqa: E402
 from fer.predict import DEFAULT_MODEL, FacePredictor  # noqa: E402
 from fer.preprocess import to_face  # noqa: E402
 from fer.recognize import PHOTO_DETECT_WIDTH  # noqa: E402

@@ -27,7 +27,10 @@ from fer.detect import DETECTORS
 
 def astronaut_frame(width: int = 640, height: int = 480) -> np.ndarray:
     """The astronaut photo (public domain, ships with scikit-image) letterboxed into a width×height RGB frame."""
-    from skimage import data
+    try:
+        from skimage import data
+    except ImportError:
+        raise SystemExit("error: the benchmark photo comes with scikit-image: pip install -e '.[bench]'") from None
 
     photo = data.astronaut()
     scale = min(width / photo.shape[1], height / photo.shape[0])
@@ -138,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compare", action="store_true", help="skip timing every backend side by side")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
-    from fer.predict import DEFAULT_MODEL, ModelLoadError
+    from fer.card import DEFAULT_MODEL
+    from fer.cli import configure_logging
+    from fer.predict import ModelLoadError
+
+    configure_logging()
 
     try:
         result = run(args.model or DEFAULT_MODEL, args.frames, args.backend, not args.no_compare, args.detector)

@@ -17,6 +17,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from fer.images import resize_to_width, to_grey
+
 #: The detectors :func:`make_detector` knows, default first.
 DETECTORS = ("yunet", "haar")
 #: YuNet-n (Apache-2.0, notice beside it), packaged with fer.
@@ -135,25 +137,10 @@ def face_crop(image: np.ndarray, box: Box, spec: CropSpec = CropSpec()) -> np.nd
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def to_grey(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image
-    return cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY if image.shape[2] == 4 else cv2.COLOR_RGB2GRAY)
-
-
 def _to_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-
-
-def _shrink_to_width(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
-    """``image`` brought down to at most ``width`` pixels wide, and the factor used (≤ 1)."""
-    factor = min(1.0, width / image.shape[1])
-    if factor >= 1:
-        return image, 1.0
-    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
 
 
 class _PerThread:
@@ -198,7 +185,7 @@ class YuNetFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Box]:
         h, w = image.shape[:2]
-        small, factor = _shrink_to_width(_to_bgr(image), self.detect_width)
+        small, factor = resize_to_width(_to_bgr(image), self.detect_width)
         net = self._nets.get()
         net.setInputSize((small.shape[1], small.shape[0]))
         _, faces = net.detect(small)
@@ -238,7 +225,7 @@ class HaarFaceDetector:
     def detect(self, image: np.ndarray) -> list[Box]:
         grey = to_grey(image)
         h, w = grey.shape[:2]
-        small, factor = _shrink_to_width(grey, self.detect_width)
+        small, factor = resize_to_width(grey, self.detect_width)
         small = cv2.equalizeHist(small)
         min_side = max(20, round(min(small.shape[:2]) * self.min_face_fraction), round(self.min_face * factor))
         found = self._cascades.get().detectMultiScale(small, scaleFactor=self.scale_factor,

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer.detect import Box, CropSpec, FaceDetector, _shrink_to_width, face_crop, make_detector, to_grey
+from fer.detect import Box, CropSpec, FaceDetector, face_crop, make_detector
 from fer.draw import draw_face, draw_message
-from fer.images import as_rgb_frame
+from fer.images import as_rgb_frame, resize_to_width, to_grey
 from fer.predict import FacePredictor
 from fer.tracking import FaceTracker
 
@@ -119,7 +119,7 @@ class VideoSession:
         """Faces in the region around ``last`` (a tracked face's box), searched at reduced scale."""
         region = last.expand(self.search_margin).clip(frame.shape[1], frame.shape[0])
         roi = frame[region.y:region.y + region.h, region.x:region.x + region.w]
-        small, factor = _shrink_to_width(roi, round(roi.shape[1] * self.search_face_width / max(last.w, 1)))
+        small, factor = resize_to_width(roi, round(roi.shape[1] * self.search_face_width / max(last.w, 1)))
         return [b.scale(1 / factor).shift(region.x, region.y) for b in recognizer.video_detector.detect(small)]
 
 
