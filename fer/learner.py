@@ -205,8 +205,12 @@ def load_best_weights(learn: Learner, ckpt_dir: str | Path) -> bool:
 
 
 def read_state(ckpt_dir: Path) -> dict:
+    """The run's checkpoint state (``{}`` before its first epoch); ``best`` is the best monitored value."""
     path = Path(ckpt_dir) / CHECKPOINT_STATE
-    return json.loads(path.read_text()) if path.exists() else {}
+    state = json.loads(path.read_text()) if path.exists() else {}
+    if "best_accuracy" in state:  # written before the monitored metric was configurable
+        state.setdefault("best", state.pop("best_accuracy"))
+    return state
 
 
 PHASES = ("frozen", "unfrozen")
@@ -242,7 +246,7 @@ def fine_tune_resumable(learn: Learner, epochs: int, lr: float, freeze_epochs: i
             (ckpt_dir / name).unlink(missing_ok=True)
     if state:
         load_model(ckpt_dir / "last.pth", learn.model, None, with_opt=False, device=learn.dls.device)
-    best = state.get("best", state.get("best_accuracy"))
+    best = state.get("best")
     schedule = {"frozen": (freeze_epochs, slice(lr), dict(pct_start=0.99)),
                 "unfrozen": (epochs, slice(lr / 2 / lr_mult, lr / 2), dict(pct_start=0.3, div=5.0))}
     for phase, (n_epochs, lrs, kwargs) in schedule.items():

@@ -11,10 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import settings
-
-settings.register_profile("fer", database=None)  # no .hypothesis/ folder left in the checkout
-settings.load_profile("fer")
+from hypothesis.configuration import set_hypothesis_home_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # the package, and scripts/apprunner.py
@@ -61,6 +58,13 @@ def run_cli(*args: str, timeout: float = 600, check: bool = True) -> subprocess.
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin has set up its factory
+def pytest_configure(config) -> None:
+    """Hypothesis keeps its examples and caches under pytest's temporary folder, not in the checkout (it
+    writes some while collecting, before any fixture runs)."""
+    set_hypothesis_home_dir(config._tmp_path_factory.getbasetemp() / "hypothesis")
 
 
 @pytest.fixture(scope="session")
