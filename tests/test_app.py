@@ -131,7 +131,7 @@ def test_share_offline_keeps_serving_locally_and_says_so(tiny_model):
         deadline = time.time() + 60
         while "serving on" not in (text := log_text(log)) and time.time() < deadline:
             time.sleep(0.5)
-        assert f"no public link" in text and f"serving on {url} only" in text
+        assert "no public link" in text and f"serving on {url} only" in text
         assert "share=True" not in text and "Could not create share link" not in text.split("no public link")[0]
 
 
