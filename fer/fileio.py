@@ -23,3 +23,12 @@ def write_json_atomic(path: Path, data: dict) -> None:
         json.dump(data, f, indent=2)
     os.chmod(f.name, 0o644)
     os.replace(f.name, path)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+        f.write(data)
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, path)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from fer.distill import SoftLabel, labelling_seconds, load_or_make_soft_labels
+from fer.export import export_onnx
 from fer.learner import (
     HISTORY,
     build_learner,
@@ -199,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
             train_seconds + card.get("teacher_label_seconds", 0)
             + card["previous_stage"].get("training_seconds_total", card["previous_stage"].get("training_seconds", 0)), 1)
     path = export_learner(learn, out, card)
+    onnx_path = export_onnx(learn, path.with_suffix(".onnx"), card)  # torch-free serving (fer.onnx_predict)
     print(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); "
-          f"training {train_seconds / 60:.1f} min; exported {path} and {path.with_suffix('.json')}")
+          f"training {train_seconds / 60:.1f} min; exported {path}, {onnx_path.name} and {path.with_suffix('.json')}")
     return 0
 
 

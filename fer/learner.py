@@ -33,6 +33,7 @@ from fastai.vision.all import (
 from fer import distill, preprocess
 from fer.fileio import write_json_atomic
 from fer.labels import FERPLUS_CLASSES
+from fer.model_files import card_path, load_card  # noqa: F401 - part of this module's interface
 
 CHECKPOINT_STATE = "checkpoint.json"
 HISTORY = "history.csv"
@@ -251,15 +252,6 @@ def export_learner(learn: Learner, out: str | Path, card: dict) -> Path:
     os.replace(tmp, out)
     write_json_atomic(card_path(out), card)
     return out
-
-
-def card_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".json")
-
-
-def load_card(model_path: str | Path) -> dict:
-    path = card_path(model_path)
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def timestamp() -> str:

@@ -12,16 +12,9 @@ import torch
 from fastai.vision.all import TensorImageBW
 from fasttransform import Pipeline
 
+from fer.model_files import DEFAULT_MODEL, PROJECT_ROOT, ModelLoadError, describe_card, load_card  # noqa: F401
 from fer.preprocess import faces_to_batch, inference_module
 from fer.runtime import compile_for_inference
-
-#: Where the shipped default model lives (relative to the project root).
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.pkl"
-
-
-class ModelLoadError(RuntimeError):
-    """The model file is missing, truncated or not a fastai learner; the message names the path."""
 
 
 def load_learner_file(path: str | Path):
@@ -63,8 +56,6 @@ class FacePredictor:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> "FacePredictor":
-        from fer.learner import load_card
-
         return cls(load_learner_file(path), load_card(path), backend)
 
     @torch.inference_mode()
@@ -103,10 +94,4 @@ class FacePredictor:
 
     def describe(self) -> str:
         """One line about the loaded model for users."""
-        c = self.card
-        if not c:
-            return f"{len(self.classes)} classes: {', '.join(self.classes)}"
-        acc = c.get("test_accuracy") or c.get("valid_accuracy")
-        which = "PrivateTest" if c.get("test_accuracy") else "PublicTest (valid)"
-        return (f"{c.get('arch', '?')} at {c.get('input_size', '?')} px, "
-                + (f"{acc:.1%} accuracy on FER-2013 {which}" if acc else "accuracy unknown"))
+        return describe_card(self.card, self.classes)
