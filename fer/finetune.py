@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from fer.distill import SoftLabel, labelling_seconds, load_or_make_soft_labels
+from fer.distributed import PRECISIONS, apply_precision, is_main_process, setup_process, training_context, world_size
 from fer.export import export_onnx
 from fer.learner import (
     HISTORY,
@@ -65,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-dir", help="checkpoints, logs and plots (default: runs/<out name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --run-dir")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: bf16/fp16 mixed precision on a CUDA GPU, fp32 on the CPU")
     return p.parse_args(argv)
 
 
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from fastai.torch_core import set_seed
 
+    setup_process()
+    processes = world_size()
     set_seed(args.seed)
     out = Path(args.out)
     run_dir = Path(args.run_dir or Path("runs") / out.stem)
@@ -133,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and config_path.exists():
         saved = json.loads(config_path.read_text())
         args.lr = args.lr or saved.get("lr")
+    if args.lr is None and processes > 1:
+        print(f"error: --lr is needed with {processes} processes (the lr finder runs in one: run it once "
+              "without torchrun, e.g. with --epochs 0 --freeze-epochs 0, and read the suggestion)", file=sys.stderr)
+        return 2
     try:
         cfg = pretrained_cfg(args.arch)
         stats = grey_stats(cfg if not args.no_pretrained else None)
@@ -151,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                               distill_weight=args.distill_weight if args.teacher else 0.0)
         if source and not args.resume:
             init_from_export(learn, source, f"--init-from {args.init_from}")
+        precision = apply_precision(learn, args.precision)
     except (FileNotFoundError, ValueError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -159,13 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.lr is None:
         args.lr = save_lr_find(learn, run_dir / "lr_find.png")
         print(f"lr finder suggests {args.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
-    config_path.write_text(json.dumps(vars(args), indent=2))
+    if is_main_process():
+        config_path.write_text(json.dumps(vars(args), indent=2))
     try:
-        fine_tune(learn, args.epochs, args.lr, args.freeze_epochs, run_dir, resume=args.resume, lr_mult=args.lr_mult,
-                  mixup=args.mixup)
+        with training_context(learn):  # several processes under torchrun: fastai's distrib_ctx
+            fine_tune(learn, args.epochs, args.lr, args.freeze_epochs, run_dir, resume=args.resume,
+                      lr_mult=args.lr_mult, mixup=args.mixup)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not is_main_process():  # rank 0 writes the plot, export and card
+        return 0
     plot_history(run_dir / HISTORY, run_dir / "training_curves.png")
     if args.teacher:  # export without the soft labels: the same plain data pipeline as any other model
         learn.dls = face_dataloaders(args.data, args.size, stats, bs=args.bs, augment=not args.no_augment,
@@ -187,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "teachers": [Path(t).name for t in args.teacher],
         "distill_weight": args.distill_weight if args.teacher else None,
         "valid_accuracy": state.get("best_accuracy"), "best_epoch": state.get("best_epoch"),
-        "training_seconds": round(train_seconds, 1),
+        "training_seconds": round(train_seconds, 1), "processes": processes, "precision": precision,
         "data": json.loads(source.read_text()) if source.exists() else {"folder": str(args.data)},
         "versions": package_versions(), "exported": timestamp(),
         "command": "python -m fer.finetune " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from fastai.learner import load_model, save_model
+from fastai.torch_core import distrib_barrier, rank_distrib
 from fastai.vision.all import (
     Callback,
     CategoryBlock,
@@ -144,7 +145,7 @@ class TrainingCheckpoints(Callback):
         self.epoch_start = time.perf_counter()
 
     def after_epoch(self):
-        if self.epoch < self.start_epoch:  # skipped while resuming
+        if self.epoch < self.start_epoch or rank_distrib():  # skipped while resuming; only rank 0 writes
             return
         row = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
         acc = float(row["accuracy"])
@@ -159,6 +160,7 @@ class TrainingCheckpoints(Callback):
         self._append_history(row)  # last: a row in the log means the epoch is checkpointed
 
     def after_fit(self):
+        distrib_barrier()  # several processes: rank 0 has written best.pth
         if self.final and (self.ckpt_dir / "best.pth").exists():
             load_model(self.ckpt_dir / "best.pth", self.learn.model, None, with_opt=False, device=self.dls.device)
 

@@ -1,0 +1,90 @@
+"""Training on a GPU or several processes with fastai's own engine.
+
+Launched under ``torchrun --nproc_per_node N`` (or ``accelerate launch``), ``fer.finetune`` trains every
+process's share of each epoch inside fastai's ``Learner.distrib_ctx`` (DistributedDataParallel through
+Hugging Face Accelerate: NCCL on GPUs, gloo on CPUs); only rank 0 writes checkpoints, logs, the export and
+the card. On a CUDA GPU training runs in mixed precision (bf16 where the GPU supports it, else fp16).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+from fastai.distributed import DistributedDL
+from fastai.torch_core import rank_distrib
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def world_size() -> int:
+    """How many training processes the launcher started (1 without torchrun/accelerate)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or the only process): the one that writes files."""
+    return rank_distrib() == 0
+
+
+def _broadcast_indices(self: DistributedDL, indices: list[int], rank: int) -> list[int]:
+    """fastai's ``DistributedDL._broadcast`` moves the indices to CUDA for NCCL; gloo (CPU) needs them on the CPU."""
+    on_gpu = torch.distributed.get_backend() == "nccl"
+    tensor = torch.tensor(indices, dtype=torch.long, device="cuda" if on_gpu else "cpu")
+    torch.distributed.broadcast(tensor, rank)
+    return tensor.cpu().tolist()
+
+
+def setup_process() -> None:
+    """Before the learner is built: this process's GPU (``LOCAL_RANK``) when there are several, and
+    CPU-capable index broadcasting for fastai's distributed data loader."""
+    if world_size() > 1 and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    DistributedDL._broadcast = _broadcast_indices
+
+
+@contextlib.contextmanager
+def training_context(learn):
+    """fastai's ``distrib_ctx`` when launched as several processes, else nothing.
+
+    Batch norm stays per-process (no SyncBatchNorm), so the exported model is the plain one; some timm
+    bodies keep layers fastai's head does not use (e.g. MobileNetV3's ``conv_head``), so DDP looks for
+    unused parameters. On the way out the processes leave their group and each goes on alone: fastai
+    gathers predictions across processes whenever ``WORLD_SIZE`` > 1, so rank 0's ``learn.predict`` (the
+    export's check) would otherwise wait for processes that have finished."""
+    if world_size() <= 1:
+        yield learn
+        return
+    from accelerate import DistributedDataParallelKwargs
+
+    with learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available(),
+                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]):
+        yield learn
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    os.environ["WORLD_SIZE"] = "1"
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` → bf16 on a CUDA GPU that supports it, fp16 on other CUDA GPUs, fp32 on the CPU.
+    Mixed precision without a GPU is a ValueError."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if precision != "fp32" and not cuda:
+        raise ValueError(f"--precision {precision}: mixed precision needs a CUDA GPU (none found); use fp32")
+    return precision
+
+
+def apply_precision(learn, precision: str) -> str:
+    """Add fastai's mixed-precision callback for ``precision`` (see :func:`resolve_precision`); returns the one used."""
+    used = resolve_precision(precision)
+    if used == "fp16":
+        learn.to_fp16()
+    elif used == "bf16":
+        learn.to_bf16()
+    return used
