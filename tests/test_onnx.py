@@ -108,3 +108,11 @@ def test_app_serves_an_onnx_model(tiny_model, tmp_path, astronaut):
         annotated, status, faces, *labels = Client(url, verbose=False).predict(handle_file(str(path)),
                                                                                api_name="/analyze")
     assert status == "Found 1 face." and len(faces[0]["probabilities"]) == 7
+
+
+def test_light_requirements_leave_out_torch_and_fastai():
+    from conftest import ROOT
+
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements-serve.txt").read_text().splitlines()]
+    names = {line.split(">")[0].split("<")[0].split("=")[0].strip().lower() for line in lines if line}
+    assert names == {"onnxruntime", "opencv-python-headless", "numpy", "pillow", "gradio"}
