@@ -88,3 +88,11 @@ def apply_precision(learn, precision: str) -> str:
     elif used == "bf16":
         learn.to_bf16()
     return used
+
+
+def ready_for_export(learn) -> None:
+    """After training: full precision and the CPU, so the exported ``.pkl`` loads anywhere and ``learn.predict``
+    (the ONNX export's reference) computes in fp32 like the exported model."""
+    learn.to_fp32()
+    learn.dls.cpu()
+    learn.model.cpu()

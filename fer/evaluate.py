@@ -21,7 +21,7 @@ import numpy as np
 
 from fer.images import ImageError, load_image
 from fer.plotting import pyplot
-from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError
+from fer.model_files import DEFAULT_MODEL, ModelLoadError, Predictor, load_predictor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -124,7 +124,7 @@ def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
     return Path(path)
 
 
-def evaluate(predictor: FacePredictor, data: str | Path, tta: bool = False) -> dict:
+def evaluate(predictor: Predictor, data: str | Path, tta: bool = False) -> dict:
     """Classify every labelled face in ``data`` (batched) and compute the metrics."""
     found = load_labelled(data, predictor.classes)
     start = time.perf_counter()
@@ -151,14 +151,14 @@ def format_report(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export)")
     p.add_argument("--data", required=True, help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--cm", help="confusion-matrix PNG (default: confusion_matrix.png beside --json, or ./)")
     args = p.parse_args(argv)
     try:
-        predictor = FacePredictor.load(args.model)
+        predictor = load_predictor(args.model)
         result = evaluate(predictor, args.data, tta=args.tta)
     except (ModelLoadError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

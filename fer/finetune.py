@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from fer.distill import SoftLabel, labelling_seconds, load_or_make_soft_labels
-from fer.distributed import PRECISIONS, apply_precision, is_main_process, setup_process, training_context, world_size
+from fer.distributed import (PRECISIONS, apply_precision, is_main_process, ready_for_export, setup_process,
+                             training_context, world_size)
 from fer.export import export_onnx
 from fer.learner import (
     HISTORY,
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         card["training_seconds_total"] = round(
             train_seconds + card.get("teacher_label_seconds", 0)
             + card["previous_stage"].get("training_seconds_total", card["previous_stage"].get("training_seconds", 0)), 1)
+    ready_for_export(learn)
     path = export_learner(learn, out, card)
     onnx_path = export_onnx(learn, path.with_suffix(".onnx"), card)  # torch-free serving (fer.onnx_predict)
     print(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); "

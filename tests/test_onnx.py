@@ -116,3 +116,13 @@ def test_light_requirements_leave_out_torch_and_fastai():
     lines = [line.split("#")[0].strip() for line in (ROOT / "requirements-serve.txt").read_text().splitlines()]
     names = {line.split(">")[0].split("<")[0].split("=")[0].strip().lower() for line in lines if line}
     assert names == {"onnxruntime", "opencv-python-headless", "numpy", "pillow", "gradio"}
+
+
+def test_evaluate_accepts_an_onnx_model_and_agrees_with_the_pkl(tiny_model, tiny_data, tmp_path):
+    figures = {}
+    for suffix in (".pkl", ".onnx"):
+        out = tmp_path / f"eval{suffix}.json"
+        run_cli("-m", "fer.evaluate", "--model", str(tiny_model.with_suffix(suffix)), "--data", str(tiny_data / "test"),
+                "--json", str(out))
+        figures[suffix] = json.loads(out.read_text())
+    assert figures[".onnx"]["n"] == 21 and figures[".onnx"]["confusion_matrix"] == figures[".pkl"]["confusion_matrix"]
