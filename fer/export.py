@@ -53,6 +53,7 @@ def learner_onnx(learn) -> tuple[bytes, dict]:
     import torch
     from fasttransform import Pipeline
 
+    from fer.labels import FACE_SIZE
     from fer.preprocess import inference_module
     from fer.runtime import onnx_bytes
 
@@ -63,7 +64,7 @@ def learner_onnx(learn) -> tuple[bytes, dict]:
                           f"({', '.join(type(t).__name__ for t in pipeline.fs)})")
     model = copy.deepcopy(learn.model).cpu().to(memory_format=torch.contiguous_format).eval()
     net = torch.nn.Sequential(preprocess, model).eval()
-    example = torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8)
+    example = torch.randint(0, 256, (2, 1, FACE_SIZE, FACE_SIZE), dtype=torch.uint8)
     with torch.no_grad():
         return onnx_bytes(net, example), preprocessing_card(preprocess)
 
@@ -109,7 +110,10 @@ def export_onnx(learn, out: str | Path, card: dict) -> Path:
 
     out = Path(out)
     classes = [str(c) for c in learn.dls.vocab]
-    raw, preprocessing = learner_onnx(learn)
+    try:
+        raw, preprocessing = learner_onnx(learn)
+    except ExportError as e:
+        raise ExportError(f"{out}: {e}; nothing written") from None
     card = {**{k: v for k, v in card.items() if k != "onnx"}, "classes": classes, "preprocessing": preprocessing}
     model_bytes = with_metadata(raw, classes, card)
     error = largest_difference(learn, model_bytes)

@@ -14,7 +14,7 @@ from pathlib import Path
 from fer.distill import SoftLabel, labelling_seconds, load_or_make_soft_labels
 from fer.distributed import (PRECISIONS, apply_precision, is_main_process, ready_for_export, setup_process,
                              training_context, world_size)
-from fer.export import export_onnx
+from fer.export import ExportError, export_onnx
 from fer.learner import (
     HISTORY,
     build_learner,
@@ -216,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             + card["previous_stage"].get("training_seconds_total", card["previous_stage"].get("training_seconds", 0)), 1)
     ready_for_export(learn)
     path = export_learner(learn, out, card)
-    onnx_path = export_onnx(learn, path.with_suffix(".onnx"), card)  # torch-free serving (fer.onnx_predict)
+    try:
+        onnx_path = export_onnx(learn, path.with_suffix(".onnx"), card)  # torch-free serving (fer.onnx_predict)
+    except ExportError as e:
+        print(f"error: {e} (the learner {path} and its card are written)", file=sys.stderr)
+        return 2
     print(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); "
           f"training {train_seconds / 60:.1f} min; exported {path}, {onnx_path.name} and {path.with_suffix('.json')}")
     return 0
