@@ -12,7 +12,6 @@ import contextlib
 import os
 
 import torch
-from fastai.distributed import DistributedDL
 from fastai.torch_core import rank_distrib
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -28,7 +27,7 @@ def is_main_process() -> bool:
     return rank_distrib() == 0
 
 
-def _broadcast_indices(self: DistributedDL, indices: list[int], rank: int) -> list[int]:
+def _broadcast_indices(self, indices: list[int], rank: int) -> list[int]:
     """fastai's ``DistributedDL._broadcast`` moves the indices to CUDA for NCCL; gloo (CPU) needs them on the CPU."""
     on_gpu = torch.distributed.get_backend() == "nccl"
     tensor = torch.tensor(indices, dtype=torch.long, device="cuda" if on_gpu else "cpu")
@@ -37,9 +36,13 @@ def _broadcast_indices(self: DistributedDL, indices: list[int], rank: int) -> li
 
 
 def setup_process() -> None:
-    """Before the learner is built: this process's GPU (``LOCAL_RANK``) when there are several, and
-    CPU-capable index broadcasting for fastai's distributed data loader."""
-    if world_size() > 1 and torch.cuda.is_available():
+    """Before the learner is built, when there are several processes: this process's GPU (``LOCAL_RANK``)
+    and CPU-capable index broadcasting for fastai's distributed data loader (``DistributedDL``)."""
+    if world_size() <= 1:
+        return
+    from fastai.distributed import DistributedDL  # needs accelerate; imported only when it is used
+
+    if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     DistributedDL._broadcast = _broadcast_indices
 
