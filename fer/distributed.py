@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 
 import torch
 from fastai.torch_core import rank_distrib
@@ -45,6 +46,35 @@ def setup_process() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     DistributedDL._broadcast = _broadcast_indices
+
+
+@contextlib.contextmanager
+def single_process():
+    """This process on its own for a while: fastai gathers losses and predictions across processes whenever
+    ``WORLD_SIZE`` > 1, whether or not the others take part."""
+    saved = os.environ.get("WORLD_SIZE")
+    os.environ["WORLD_SIZE"] = "1"
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["WORLD_SIZE"] = saved
+
+
+def shared_learning_rate(find: Callable[[], float]) -> float:
+    """``find()`` (fastai's lr finder, which cannot run distributed) on rank 0 alone, before the process group
+    exists; with several processes the others wait for the group and receive rank 0's suggestion."""
+    if world_size() <= 1:
+        return find()
+    lr = None
+    if is_main_process():
+        with single_process():
+            lr = find()
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    shared = [lr]
+    torch.distributed.broadcast_object_list(shared, src=0)
+    return float(shared[0])
 
 
 @contextlib.contextmanager

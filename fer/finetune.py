@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fer.distill import SoftLabel, labelling_seconds, load_or_make_soft_labels
 from fer.distributed import (PRECISIONS, apply_precision, is_main_process, ready_for_export, setup_process,
-                             training_context, world_size)
+                             shared_learning_rate, training_context, world_size)
 from fer.export import ExportError, export_onnx
 from fer.learner import (
     HISTORY,
@@ -139,10 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and config_path.exists():
         saved = json.loads(config_path.read_text())
         args.lr = args.lr or saved.get("lr")
-    if args.lr is None and processes > 1:
-        print(f"error: --lr is needed with {processes} processes (the lr finder runs in one: run it once "
-              "without torchrun, e.g. with --epochs 0 --freeze-epochs 0, and read the suggestion)", file=sys.stderr)
-        return 2
     try:
         cfg = pretrained_cfg(args.arch)
         stats = grey_stats(cfg if not args.no_pretrained else None)
@@ -167,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{args.arch}: {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, classes {list(dls.vocab)}")
 
-    if args.lr is None:
-        args.lr = save_lr_find(learn, run_dir / "lr_find.png")
-        print(f"lr finder suggests {args.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
+    if args.lr is None:  # with several processes: found by rank 0 and shared
+        args.lr = shared_learning_rate(lambda: save_lr_find(learn, run_dir / "lr_find.png"))
+        if is_main_process():
+            print(f"lr finder suggests {args.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
     if is_main_process():
         config_path.write_text(json.dumps(vars(args), indent=2))
     try:
