@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         learn = load_learner_file(pkl)
         path = export_onnx(learn, out, load_card(pkl))
-    except (ModelLoadError, ExportError) as e:
+    except (ModelLoadError, ExportError, OSError) as e:  # OSError: the output cannot be written
         print(f"error: {e}", file=sys.stderr)
         return 2
     entry = json.loads(path.with_suffix(".json").read_text())["onnx"]
