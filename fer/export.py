@@ -140,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         learn = load_learner_file(pkl)
         path = export_onnx(learn, out, load_card(pkl))
-    except (ModelLoadError, ExportError, OSError) as e:  # OSError: the output cannot be written
+    except (ModelLoadError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot write {out}: {e.strerror or e}", file=sys.stderr)
         return 2
     entry = json.loads(path.with_suffix(".json").read_text())["onnx"]
     print(f"exported {path} ({entry['bytes'] / 1e6:.1f} MB; largest difference from learn.predict "
