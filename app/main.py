@@ -1,6 +1,8 @@
 """Facial expression recognition in the browser: live webcam and image upload.
 
     python app/main.py [--model exports/fer2013_effnet_lite0.pkl] [--host 127.0.0.1] [--port 7860] [--share]
+
+With ``--model NAME.onnx`` (``python -m fer.export``) the app runs without torch and fastai.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np  # noqa: E402
 from fer.cli import configure_logging  # noqa: E402
 from fer.detect import DETECTORS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
-from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError  # noqa: E402
+from fer.model_files import DEFAULT_MODEL, ModelLoadError, load_predictor  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
 
 MAX_FACES_SHOWN = 6
@@ -164,7 +166,8 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(DEFAULT_MODEL),
-                   help="exported learner (.pkl); loading runs code from the file, so use exports/ or your own")
+                   help="exported learner (.pkl; loading runs code from the file, so use exports/ or your own) "
+                        "or ONNX model (.onnx, from python -m fer.export; served without torch)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a temporary public link")
@@ -180,16 +183,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def load_recognizer(args: argparse.Namespace) -> FaceRecognizer:
+    """The model named by ``--model`` (.pkl or .onnx, :func:`fer.model_files.load_predictor`) with the chosen
+    detector, ready to answer (compiled now, not on the first visitor). Raises ModelLoadError."""
+    recognizer = FaceRecognizer.with_detector(load_predictor(args.model), args.detector, args.min_face, args.score)
+    recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])
+    return recognizer
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
     try:
-        predictor = FacePredictor.load(args.model)
+        recognizer = load_recognizer(args)
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    recognizer = FaceRecognizer.with_detector(predictor, args.detector, args.min_face, args.score)
-    recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])  # compile now, not on the first visitor
     print(f"model: {args.model} — {recognizer.predictor.describe()} ({recognizer.predictor.backend_used} backend); "
           f"detector: {recognizer.detector_name}")
     temp = app_temp_folder()

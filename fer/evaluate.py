@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -22,9 +22,7 @@ import numpy as np
 from fer.card import DEFAULT_MODEL
 from fer.cli import configure_logging
 from fer.fileio import write_json_atomic
-
-if TYPE_CHECKING:
-    from fer.predict import FacePredictor
+from fer.model_files import ModelLoadError, Predictor, load_predictor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -134,7 +132,7 @@ def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
     return Path(path)
 
 
-def evaluate(predictor: "FacePredictor", data: str | Path, tta: bool = False) -> dict:
+def evaluate(predictor: Predictor, data: str | Path, tta: bool = False) -> dict:
     """Classify every labelled face in ``data`` (batched) and compute the metrics."""
     found = load_labelled(data, predictor.classes)
     start = time.perf_counter()
@@ -161,7 +159,7 @@ def format_report(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export)")
     p.add_argument("--data", required=True, help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", help="write the figures as JSON here")
@@ -169,10 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "without --json, ./confusion_matrix.png)")
     args = p.parse_args(argv)
     configure_logging()
-    from fer.predict import FacePredictor, ModelLoadError
-
     try:
-        predictor = FacePredictor.load(args.model)
+        predictor = load_predictor(args.model)
         result = evaluate(predictor, args.data, tta=args.tta)
     except (ModelLoadError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -47,3 +47,9 @@ def write_json_atomic(path: str | Path, data: dict) -> None:
     """``data`` as indented JSON at ``path``, written atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """``data`` at ``path``, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

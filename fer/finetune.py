@@ -13,7 +13,7 @@ import sys
 # only light imports up here: --help and argument errors answer without loading torch or fastai
 from fer.cli import configure_logging
 from fer.labels import CLASS_ORDERS
-from fer.training import DEFAULT_DISTILL_WEIGHT, TrainingConfig, set_up, train
+from fer.training import DEFAULT_DISTILL_WEIGHT, PRECISIONS, TrainingConfig, set_up, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-dir", help="checkpoints, logs and plots (default: runs/<out name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --run-dir")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                   help="auto: bf16/fp16 mixed precision on a CUDA GPU, fp32 on the CPU")
     return p.parse_args(argv)
 
 
@@ -64,7 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    train(config, learn, stats)
+    from fer.export import ExportError
+
+    try:
+        train(config, learn, stats)
+    except ExportError as e:
+        print(f"error: {e} (the learner and its card are written)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -15,6 +15,7 @@ from fer.quiet import known_warnings_silenced  # before fastai
 
 with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
     from fastai.learner import load_model, save_model
+    from fastai.torch_core import rank_distrib
     from fastai.vision.all import (
         Callback,
         CategoryBlock,
@@ -159,7 +160,7 @@ class TrainingCheckpoints(Callback):
         self.epoch_start = time.perf_counter()
 
     def after_epoch(self):
-        if self.epoch < self.start_epoch:  # skipped while resuming
+        if self.epoch < self.start_epoch or rank_distrib():  # skipped while resuming; only rank 0 writes
             return
         row = dict(zip(self.recorder.metric_names[1:-1], map(float, self.recorder.values[-1])))
         if self.monitor not in row:

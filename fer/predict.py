@@ -17,14 +17,11 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
     from fasttransform import Pipeline
 
 from fer.card import DEFAULT_MODEL, load_card
+from fer.model_files import ModelLoadError, describe_card
 from fer.preprocess import faces_to_batch, inference_module
 from fer.runtime import compile_for_inference
 
 __all__ = ["DEFAULT_MODEL", "FacePredictor", "ModelLoadError", "load_learner_file"]
-
-
-class ModelLoadError(RuntimeError):
-    """The model file is missing, truncated or not a fastai learner; the message names the path."""
 
 
 def load_learner_file(path: str | Path):
@@ -104,10 +101,5 @@ class FacePredictor:
         return self._compiled
 
     def describe(self) -> str:
-        """One line about the loaded model for users (from its card: what ``fer.finetune`` writes)."""
-        c = self.card
-        if not c:
-            return f"{len(self.classes)} classes: {', '.join(self.classes)}"
-        acc = c.get("valid_accuracy")
-        return (f"{c.get('arch', '?')} at {c.get('input_size', '?')} px, "
-                + (f"{acc:.1%} accuracy on FER-2013 PublicTest (valid)" if acc else "accuracy unknown"))
+        """One line about the loaded model for users."""
+        return describe_card(self.card, self.classes)

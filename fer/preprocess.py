@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
         aug_transforms,
     )
 
-from fer.images import to_grey
+from fer.faces import faces_array, to_face  # noqa: F401 - to_face is part of this module's interface
 from fer.labels import FACE_SIZE
 
 #: Grey normalisation when a backbone has no pretrained statistics (trained from scratch).
@@ -63,19 +62,9 @@ def batch_tfms(size: int, stats: tuple[float, float], augment: bool = True) -> l
     return [*spatial, Normalize.from_stats([stats[0]], [stats[1]])]
 
 
-def to_face(image: np.ndarray) -> np.ndarray:
-    """Any crop (grey, RGB or RGBA, uint8) → a 48×48 uint8 grey face."""
-    image = to_grey(image)
-    if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
-        shrinking = image.shape[0] > FACE_SIZE
-        image = cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(image, dtype=np.uint8)
-
-
 def faces_to_batch(faces: Sequence[np.ndarray]) -> TensorImageBW:
     """Stack 48×48 grey faces into the uint8 ``(N, 1, 48, 48)`` batch the learner's pipeline expects."""
-    array = np.stack([to_face(f) for f in faces])[:, None]
-    return TensorImageBW(torch.from_numpy(array))
+    return TensorImageBW(torch.from_numpy(faces_array(faces)))
 
 
 class InferencePreprocess(torch.nn.Module):

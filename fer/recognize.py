@@ -9,7 +9,7 @@ import numpy as np
 from fer.detect import Box, CropSpec, FaceDetector, face_crop, make_detector
 from fer.draw import draw_face, draw_message
 from fer.images import as_rgb_frame, resize_to_width, to_grey
-from fer.predict import FacePredictor
+from fer.model_files import Predictor
 from fer.tracking import FaceTracker
 
 #: Photos are searched at up to this width (small faces in group shots), video frames at the smaller one (speed).
@@ -37,7 +37,7 @@ class FaceResult:
 class FaceRecognizer:
     """Detector + batched classifier. ``analyze`` returns faces left to right; ``annotate`` draws them."""
 
-    def __init__(self, predictor: FacePredictor, detector: FaceDetector | None = None,
+    def __init__(self, predictor: Predictor, detector: FaceDetector | None = None,
                  video_detector: FaceDetector | None = None, crop: CropSpec = CropSpec()):
         self.predictor = predictor
         self.detector = detector or make_detector("yunet", PHOTO_DETECT_WIDTH)
@@ -45,7 +45,7 @@ class FaceRecognizer:
         self.crop = crop
 
     @classmethod
-    def with_detector(cls, predictor: FacePredictor, name: str = "yunet", min_face: int = 0,
+    def with_detector(cls, predictor: Predictor, name: str = "yunet", min_face: int = 0,
                       score_threshold: float | None = None, crop: CropSpec = CropSpec()) -> "FaceRecognizer":
         """A recognizer using the named detector (:data:`fer.detect.DETECTORS`) for photos and video."""
         return cls(predictor, make_detector(name, PHOTO_DETECT_WIDTH, min_face, score_threshold),

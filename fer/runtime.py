@@ -16,6 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from fer.onnx_predict import inference_session
+
 BACKENDS = ("auto", "onnx", "torchscript", "eager")
 
 #: the largest difference from the eager model's logits a compiled model may show
@@ -24,23 +26,21 @@ TOLERANCE = 1e-4
 InferenceFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def onnx_bytes(model: torch.nn.Module, example: torch.Tensor) -> bytes:
+    """``model`` as an ONNX graph (input ``x``, output ``logits``, any batch size)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), buf, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    return buf.getvalue()
+
+
 class OnnxModel:
     """A torch module exported to ONNX and run by an ``onnxruntime.InferenceSession`` (dynamic batch size)."""
 
     def __init__(self, model: torch.nn.Module, example: torch.Tensor, threads: int = 0):
-        import onnxruntime as ort
-
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), buf, input_names=["x"], output_names=["logits"],
-                              dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: one per physical core
-        options.log_severity_level = 3
-        # idle pool threads would busy-wait after each run and steal the CPU from detection and drawing
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = inference_session(onnx_bytes(model, example), threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(x.detach().cpu().numpy())

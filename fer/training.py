@@ -18,6 +18,8 @@ from fer.labels import CLASS_ORDERS
 logger = logging.getLogger(__name__)
 
 DEFAULT_DISTILL_WEIGHT = 0.7
+#: ``--precision``: ``auto`` is bf16/fp16 mixed precision on a CUDA GPU, fp32 on the CPU (:mod:`fer.distributed`).
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass
@@ -45,6 +47,7 @@ class TrainingConfig:
     run_dir: str | None = None
     resume: bool = False
     seed: int = 42
+    precision: str = "auto"  # after set_up: the one in use
     command: str = ""  # how the run was started, for the card
 
     def check(self) -> None:
@@ -206,19 +209,26 @@ def set_up(config: TrainingConfig) -> tuple:
     is made."""
     from fastai.torch_core import set_seed
 
+    from fer.distributed import apply_precision, setup_process
     from fer.predict import ModelLoadError
 
+    setup_process()  # several processes (torchrun): this one's GPU and data loading
     set_seed(config.seed)
     try:
         stats, source, teachers = prepare(config, config.run_folder)
         config.run_folder.mkdir(parents=True, exist_ok=True)
-        return build(config, config.run_folder, stats, source, teachers), stats
+        learn = build(config, config.run_folder, stats, source, teachers)
+        config.precision = apply_precision(learn, config.precision)
+        return learn, stats
     except ModelLoadError as e:
         raise ValueError(str(e)) from None
 
 
-def train(config: TrainingConfig, learn, stats: tuple[float, float]) -> Path:
-    """Fine-tune ``learn`` (resumably) and export its best epoch with a card; returns the exported file."""
+def train(config: TrainingConfig, learn, stats: tuple[float, float]) -> Path | None:
+    """Fine-tune ``learn`` (resumably) and export its best epoch as ``.pkl`` and ``.onnx`` with a card; returns
+    the exported ``.pkl`` (None in the other processes of a multi-process run: rank 0 writes every file)."""
+    from fer.distributed import is_main_process, ready_for_export, shared_learning_rate, training_context, world_size
+    from fer.export import export_onnx
     from fer.learner import HISTORY, export_learner, face_dataloaders, fine_tune_resumable
 
     run_dir = config.run_folder
@@ -227,20 +237,29 @@ def train(config: TrainingConfig, learn, stats: tuple[float, float]) -> Path:
     config_path = run_dir / "config.json"
     if config.resume and config_path.exists():
         config.lr = config.lr or json.loads(config_path.read_text()).get("lr")
-    if config.lr is None:
-        config.lr = save_lr_find(learn, run_dir / "lr_find.png")
-        logger.info(f"lr finder suggests {config.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
-    config_path.write_text(json.dumps(asdict(config), indent=2))
-    fine_tune_resumable(learn, config.epochs, config.lr, config.freeze_epochs, run_dir, resume=config.resume,
-                        lr_mult=config.lr_mult, mixup=config.mixup)
+    if config.lr is None:  # with several processes: found by rank 0 and shared
+        config.lr = shared_learning_rate(lambda: save_lr_find(learn, run_dir / "lr_find.png"))
+        if is_main_process():
+            logger.info(f"lr finder suggests {config.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
+    if is_main_process():
+        config_path.write_text(json.dumps(asdict(config), indent=2))
+    processes = world_size()
+    with training_context(learn):  # several processes under torchrun: fastai's distrib_ctx
+        fine_tune_resumable(learn, config.epochs, config.lr, config.freeze_epochs, run_dir, resume=config.resume,
+                            lr_mult=config.lr_mult, mixup=config.mixup)
+    if not is_main_process():
+        return None
     plot_history(run_dir / HISTORY, run_dir / "training_curves.png")
     classes = list(learn.dls.vocab)
     if config.teacher:  # export without the soft labels: the same plain data pipeline as any other model
         learn.dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=not config.no_augment,
                                      vocab=classes)
         learn.loss_func = learn.loss_func.hard_loss
-    card = training_card(config, classes, stats)
+    card = {**training_card(config, classes, stats), "processes": processes, "precision": config.precision}
+    ready_for_export(learn)
     path = export_learner(learn, config.out, card, run_dir)
+    onnx_path = export_onnx(learn, path.with_suffix(".onnx"), card)  # torch-free serving (fer.onnx_predict)
     logger.info(f"best valid accuracy {card['valid_accuracy']:.4f} ({card['best_epoch']}); training "
-                f"{card['training_seconds'] / 60:.1f} min; exported {path} and {path.with_suffix('.json')}")
+                f"{card['training_seconds'] / 60:.1f} min; exported {path}, {onnx_path.name} and "
+                f"{path.with_suffix('.json')}")
     return path
