@@ -19,11 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from fer.images import ImageError, load_image
+from fer.images import IMAGE_SUFFIXES, ImageError, load_image
 from fer.plotting import pyplot
 from fer.predict import DEFAULT_MODEL, FacePredictor, ModelLoadError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 @dataclass

@@ -46,6 +46,12 @@ def load_learner_file(path: str | Path):
     return learn
 
 
+def load_predictor(path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> "FacePredictor":
+    """The model at ``path``, ready to classify faces: the one loader the tools and :func:`fer.load` use
+    (raises :class:`ModelLoadError` naming the file when it cannot be used)."""
+    return FacePredictor.load(path, backend)
+
+
 class FacePredictor:
     """Classifies 48×48-able face crops with an exported learner: one forward pass per batch, through the
     learner's own validation ``after_batch`` pipeline (the preprocessing it was trained with)."""
