@@ -32,9 +32,13 @@ def load_model(args: argparse.Namespace):
     (raises :class:`fer.predict.ModelLoadError` naming the file when it cannot be used)."""
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*load_learner.*")
+    import numpy as np
+
     from fer.api import load
 
-    return load(args.model, args.detector, args.min_face, args.score)
+    model = load(args.model, args.detector, args.min_face, args.score)
+    model.recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])  # compile now, not mid-run
+    return model
 
 
 def progress(iterable, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False):
