@@ -106,7 +106,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from fer.cli import load_model, progress
+    from fer.cli import load_model, progress, quiet_warnings
+
+    quiet_warnings()
     from fer.fileio import write_json_atomic
     from fer.predict import ModelLoadError
 

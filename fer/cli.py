@@ -27,11 +27,17 @@ def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) ->
         p.error(f"--min-face {args.min_face}: must be 0 or more")
 
 
-def load_model(args: argparse.Namespace):
-    """:func:`fer.api.load` with the options, without the libraries' deprecation chatter
-    (raises :class:`fer.predict.ModelLoadError` naming the file when it cannot be used)."""
+def quiet_warnings() -> None:
+    """No deprecation chatter from torch/fastai on the tools' output (the model-trust note is in --help)."""
     warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*load_learner.*")
+
+
+def load_model(args: argparse.Namespace):
+    """:func:`fer.api.load` with the options, compiled and ready (raises :class:`fer.predict.ModelLoadError`
+    naming the file when it cannot be used)."""
+    quiet_warnings()
     import numpy as np
 
     from fer.api import load

@@ -347,14 +347,15 @@ def plot_faces(rows: list[dict], face_ids: list[int], classes, path: str | Path,
         window = max(1, round(smooth_s / step)) if step > 0 else 1
         for c in classes:
             p = np.array([float(r[c]) for r in face_rows])
-            smooth = np.convolve(p, np.ones(window) / window, mode="same") if len(p) >= window else p
+            kernel = np.ones(window)  # a centred mean over the samples that exist (no dip at the ends)
+            smooth = np.convolve(p, kernel, mode="same") / np.convolve(np.ones_like(p), kernel, mode="same")
             ax.plot(t, smooth, label=c, color=np.array(CLASS_COLOURS.get(c, (90, 90, 90))) / 255 * 0.85, lw=1.6)
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability")
         ax.set_title(f"face #{face_id}: {len(face_rows)} frames", fontsize=9, loc="left")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)")
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=len(classes))
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -396,10 +397,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from fer.cli import load_model
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
+    out = OutputPaths(args.out, args.video.stem)
+    try:
+        VideoReader(args.video).close()  # a file that cannot be read fails before the model loads
+    except VideoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from fer.cli import load_model, quiet_warnings
+
+    quiet_warnings()
     from fer.predict import ModelLoadError
 
-    out = OutputPaths(args.out, args.video.stem)
     try:
         model = load_model(args)
         report, _ = analyze_video(model.recognizer, args.video, args.every, out, args.overwrite,

@@ -1,0 +1,140 @@
+"""Videos, folders and the one-call API end to end on real files: clips written from real photos (a moving
+face, a cut to no face, two faces), truncated and garbage files, a folder with a bad image."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, run_cli
+
+sys.path.insert(0, str(ROOT))
+from benchmarks.video_clips import write_clip  # noqa: E402
+
+N_FRAMES = 30  # 3 s at 10 frames/s: frames 0-11 one moving face, 12-17 none, 18-29 two faces
+
+
+@pytest.fixture(scope="module")
+def model():
+    import fer
+
+    return fer.load()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "scene.mp4", 320, 240, N_FRAMES, 10)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def ids_by_frame(rows: list[dict]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for r in rows:
+        found.setdefault(int(r["frame"]), []).append(int(r["face_id"]))
+    return found
+
+
+def test_video_cli_writes_tracked_rows_annotated_video_and_plots(clip, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("-m", "fer.video", str(clip), "--out", str(out), "--quiet")
+    assert "30 frames" in result.stdout and "Traceback" not in result.stderr
+    rows = read_csv(out / "scene.csv")
+    ids = ids_by_frame(rows)
+    assert {f: len(v) for f, v in ids.items() if f < 12} == {f: 1 for f in range(12)}  # one face, every frame
+    assert len({v[0] for f, v in ids.items() if f < 12}) == 1  # ...with one id while it moves
+    assert not any(12 <= f < 18 for f in ids)  # the cut: no face, no rows
+    two = [tuple(sorted(v)) for f, v in ids.items() if f >= 18]
+    assert len(two) == 12 and len(set(two)) == 1 and len(two[0]) == 2  # two faces, stable ids
+    assert ids[0][0] not in two[0]  # a face after a cut is a new face
+    first = rows[0]
+    assert float(first["time_s"]) == 0 and float(rows[-1]["time_s"]) == pytest.approx(2.9, abs=0.01)
+    probs = [float(first[c]) for c in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")]
+    assert sum(probs) == pytest.approx(1, abs=1e-3) and first["label"] == "happy"  # the astronaut smiles
+    assert first["right_eye_x"] and 0 < float(first["score"]) <= 1
+    video = cv2.VideoCapture(str(out / "scene.annotated.mp4"))
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == N_FRAMES and video.get(cv2.CAP_PROP_FRAME_WIDTH) == 320
+    summary = json.loads((out / "scene.json").read_text())
+    assert summary["complete"] and summary["frames_read"] == N_FRAMES and len(summary["face_ids"]) == 3
+    assert all(Image.open(p).size[0] > 300 for p in summary["outputs"]["plots"])
+    again = run_cli("-m", "fer.video", str(clip), "--out", str(out), check=False)  # results are never overwritten
+    assert again.returncode == 2 and "already exists" in again.stderr and "--overwrite" in again.stderr
+
+
+def test_truncated_video_keeps_a_partial_csv_marked_as_such(tmp_path):
+    avi = write_clip(tmp_path / "cut.avi", 320, 240, N_FRAMES, 10)
+    data = avi.read_bytes()
+    avi.write_bytes(data[:len(data) // 2])
+    result = run_cli("-m", "fer.video", str(avi), "--out", str(tmp_path / "out"), "--quiet", check=False)
+    assert result.returncode == 1 and "breaks off after frame" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "cut.csv").exists()
+    rows = read_csv(tmp_path / "out" / "cut.partial.csv")
+    assert 0 < len(rows) < N_FRAMES and all(int(r["frame"]) < N_FRAMES // 2 + 2 for r in rows)
+    summary = json.loads((tmp_path / "out" / "cut.json").read_text())
+    assert summary["complete"] is False and "breaks off" in summary["problem"]
+
+
+@pytest.mark.parametrize("name, make", [
+    ("truncated.mp4", lambda p: p.write_bytes(write_clip(p, 320, 240, 10, 10).read_bytes()[:5000])),
+    ("notes.mp4", lambda p: p.write_text("not a video\n" * 100)),
+    ("empty.mov", lambda p: p.write_bytes(b"")),
+])
+def test_unreadable_video_is_a_clear_error(tmp_path, name, make):
+    path = tmp_path / name
+    make(path)
+    result = run_cli("-m", "fer.video", str(path), "--out", str(tmp_path / "out"), check=False)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {path}") and "Traceback" not in result.stderr
+
+
+def test_analyze_cli_on_a_folder_lists_the_bad_file_and_goes_on(tmp_path, astronaut):
+    from skimage import data
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut).save(folder / "astronaut.jpg")
+    Image.fromarray(data.chelsea()).save(folder / "sub" / "cat.png")
+    (folder / "sub" / "broken.jpg").write_bytes(b"not a jpeg" * 20)
+    result = run_cli("-m", "fer.analyze", str(folder), "--csv", str(tmp_path / "faces.csv"),
+                     "--json", str(tmp_path / "faces.json"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "broken.jpg" in result.stderr and "1 file(s) failed" in result.stderr
+    rows = read_csv(tmp_path / "faces.csv")
+    assert [(Path(r["file"]).name, r["face"], r["label"]) for r in rows] == [("astronaut.jpg", "1", "happy")]
+    files = {Path(f["file"]).name: f for f in json.loads((tmp_path / "faces.json").read_text())["files"]}
+    assert files["cat.png"]["faces"] == [] and "error" in files["broken.jpg"] and len(files["astronaut.jpg"]["faces"]) == 1
+
+
+def test_api_on_the_astronaut_photo(model, astronaut, tmp_path):
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(path)
+    for source in (astronaut, path, str(path)):
+        (face,) = model.analyze(source)
+        assert face.label == "happy" and sum(face.probabilities.values()) == pytest.approx(1, abs=1e-4)
+        assert 150 < face.box.x < 200 and set(face.landmarks) == {"right_eye", "left_eye", "nose", "mouth_right",
+                                                                   "mouth_left"}
+    assert model.analyze(np.zeros((100, 100, 3), np.uint8)) == []
+
+
+def test_api_video_returns_a_dataframe(model, clip):
+    df = model.video(clip, every=2)
+    assert set(df["frame"]) <= set(range(0, N_FRAMES, 2)) and df.attrs["complete"]
+    assert df.attrs["frames_read"] == N_FRAMES and df.attrs["frames_analysed"] == N_FRAMES // 2
+    assert list(df.columns[:4]) == ["frame", "time_s", "face_id", "x"] and (df["label"] == df[model.classes].idxmax(axis=1)).all()
+
+
+def test_import_fer_stays_light():
+    code = "import sys, fer; print(sorted(m for m in ('torch', 'fastai', 'cv2', 'gradio') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert out.stdout.strip() == "[]", out.stderr
