@@ -138,3 +138,20 @@ def test_import_fer_stays_light():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_evaluate_on_photos_says_it_expects_crops_or_detects_first(model, astronaut, tmp_path):
+    from skimage import data
+
+    from fer.detect import make_detector
+    from fer.evaluate import evaluate, format_report
+
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "neutral").mkdir()
+    Image.fromarray(astronaut).save(tmp_path / "happy" / "astronaut.jpg")
+    Image.fromarray(data.chelsea()).save(tmp_path / "neutral" / "cat.jpg")
+    whole = evaluate(model.recognizer.predictor, tmp_path)
+    assert whole["n"] == 2 and whole["photo_like"] == 2 and "pass --detect" in format_report(whole)
+    detected = evaluate(model.recognizer.predictor, tmp_path, detector=make_detector("yunet", 640))
+    assert detected["n"] == 1 and detected["accuracy"] == 1 and "cat.jpg: no face found" in detected["skipped"][0]
+    assert "pass --detect" not in format_report(detected)
