@@ -208,11 +208,13 @@ class OutputPaths:
 
 def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths | None = None,
                   overwrite: bool = False, show_progress: bool = False,
-                  check: Callable[[VideoReader], None] | None = None) -> tuple[VideoReport, list[dict]]:
+                  check: Callable[[VideoReader], None] | None = None,
+                  max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
     """Detect, track and classify the faces of every ``every``-th frame of ``path``; returns the report and
     the rows (see :func:`video_columns`). With ``out``, the annotated video, CSV, plots and summary are
-    written as it goes. ``check(reader)`` may raise :class:`VideoError` to refuse a video before any work.
-    Raises :class:`VideoError` for a file that cannot be read at all."""
+    written as it goes. ``check(reader)`` may raise :class:`VideoError` to refuse a video before any work;
+    reading stops after ``max_frames`` (the report then says so). Raises :class:`VideoError` for a file
+    that cannot be read at all."""
     if every < 1:
         raise ValueError(f"every={every}: must be 1 or more")
     if out and not overwrite and (clash := out.existing()):
@@ -221,13 +223,13 @@ def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths
     try:
         if check:
             check(reader)
-        return _run(recognizer, reader, every, out, show_progress)
+        return _run(recognizer, reader, every, out, show_progress, max_frames)
     finally:
         reader.close()
 
 
 def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
-         show_progress: bool) -> tuple[VideoReport, list[dict]]:
+         show_progress: bool, max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
     from fer.tracking import FaceTracker
 
     report = VideoReport(str(reader.path), reader.width, reader.height, reader.fps, reader.frames_expected)
@@ -242,6 +244,9 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
     bar = _progress(reader, show_progress)
     try:
         for index, t, frame in reader.frames():
+            if max_frames is not None and index >= max_frames:
+                report.problem = f"{reader.path}: only the first {max_frames} frames were analysed (the limit)"
+                break
             boxes = recognizer.detector.detect(frame) if index % every == 0 else None
             pending.append((index, t, frame, boxes))
             report.frames_read += 1
@@ -249,7 +254,7 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
             if sum(p[3] is not None for p in pending) >= BATCH_FRAMES:
                 _flush(recognizer, tracker, pending, rows, writer, table, report)
         _flush(recognizer, tracker, pending, rows, writer, table, report)
-        report.problem = reader.problem
+        report.problem = report.problem or reader.problem
     except KeyboardInterrupt:
         report.problem = f"{reader.path}: interrupted after frame {report.frames_read}"
         raise
