@@ -349,7 +349,7 @@ def plot_faces(rows: list[dict], face_ids: list[int], classes, path: str | Path,
         face_rows = [r for r in rows if r["face_id"] == face_id]
         t = np.array([r["time_s"] for r in face_rows])
         step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
-        window = max(1, round(smooth_s / step)) if step > 0 else 1
+        window = min(len(t), max(1, round(smooth_s / step)) if step > 0 else 1)
         for c in classes:
             p = np.array([float(r[c]) for r in face_rows])
             kernel = np.ones(window)  # a centred mean over the samples that exist (no dip at the ends)

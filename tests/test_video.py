@@ -155,3 +155,13 @@ def test_evaluate_on_photos_says_it_expects_crops_or_detects_first(model, astron
     detected = evaluate(model.recognizer.predictor, tmp_path, detector=make_detector("yunet", 640))
     assert detected["n"] == 1 and detected["accuracy"] == 1 and "cat.jpg: no face found" in detected["skipped"][0]
     assert "pass --detect" not in format_report(detected)
+
+
+@pytest.mark.parametrize("n_rows", [1, 3, 40])
+def test_plot_of_faces_seen_briefly_or_long(tmp_path, n_rows):
+    from fer.video import plot_faces
+
+    classes = ["happy", "sad"]
+    rows = [{"face_id": 1, "time_s": i / 30, "happy": 0.8, "sad": 0.2} for i in range(n_rows)]
+    path = plot_faces(rows, [1], classes, tmp_path / "face.png", "clip")
+    assert Image.open(path).size[0] > 300
