@@ -165,3 +165,28 @@ def test_plot_of_faces_seen_briefly_or_long(tmp_path, n_rows):
     rows = [{"face_id": 1, "time_s": i / 30, "happy": 0.8, "sad": 0.2} for i in range(n_rows)]
     path = plot_faces(rows, [1], classes, tmp_path / "face.png", "clip")
     assert Image.open(path).size[0] > 300
+
+
+def write_phone_clip(path: Path, n_frames: int = 10) -> Path:
+    """A clip stored sideways (as phones record) with the MP4 rotation tag that turns it upright: the
+    track header's display matrix set to a 90° turn (OpenCV's writer cannot set it, so it is patched)."""
+    import struct
+
+    from benchmarks.video_clips import clip_frames
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (240, 320))
+    for frame in clip_frames(320, 240, n_frames):
+        writer.write(cv2.cvtColor(cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE), cv2.COLOR_RGB2BGR))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd") + 44  # version-0 track header: the 3×3 matrix follows 40 bytes of fields
+    assert data[at - 40] == 0
+    data[at:at + 36] = struct.pack(">9i", 0, -0x10000, 0, 0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(data)
+    return path
+
+
+def test_rotated_phone_video_is_turned_upright(model, tmp_path):
+    df = model.video(write_phone_clip(tmp_path / "phone.mp4"))
+    assert (df.attrs["width"], df.attrs["height"]) == (320, 240)  # upright, as the tag says
+    assert set(df[df["frame"] < 4]["frame"]) == {0, 1, 2, 3} and (df[df["frame"] < 4]["label"] == "happy").all()
