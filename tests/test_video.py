@@ -190,3 +190,28 @@ def test_rotated_phone_video_is_turned_upright(model, tmp_path):
     df = model.video(write_phone_clip(tmp_path / "phone.mp4"))
     assert (df.attrs["width"], df.attrs["height"]) == (320, 240)  # upright, as the tag says
     assert set(df[df["frame"] < 4]["frame"]) == {0, 1, 2, 3} and (df[df["frame"] < 4]["label"] == "happy").all()
+
+
+def make_variable_rate(path: Path) -> Path:
+    """Rewrite an OpenCV MP4's sample durations (its ``stts`` box, behind the frame data) to alternate
+    0.05 s and 0.15 s, as phones record when the light or load changes; the boxes holding it grow to match."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"stts") - 4
+    size = struct.unpack(">I", data[at:at + 4])[0]
+    count, delta = struct.unpack(">II", data[at + 16:at + 24])
+    deltas = [delta // 2 if k % 2 == 0 else delta * 3 // 2 for k in range(count)]  # same total length
+    body = struct.pack(">4sII", b"stts", 0, count) + b"".join(struct.pack(">II", 1, d) for d in deltas)
+    for parent in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+        start = data.rfind(parent, 0, at) - 4
+        data[start:start + 4] = struct.pack(">I", struct.unpack(">I", data[start:start + 4])[0] + 4 + len(body) - size)
+    data[at:at + size] = struct.pack(">I", 4 + len(body)) + body
+    path.write_bytes(data)
+    return path
+
+
+def test_variable_frame_rate_video_gets_each_frames_own_time(model, tmp_path):
+    df = model.video(make_variable_rate(write_clip(tmp_path / "vfr.mp4", 320, 240, 10, 10)))
+    assert df.attrs["complete"] and df.attrs["frames_read"] == 10
+    assert list(df[df["frame"] < 4]["time_s"]) == pytest.approx([0, 0.05, 0.2, 0.25], abs=1e-3)
