@@ -26,6 +26,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fer.detect import DETECTORS  # noqa: E402
+from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
 from fer.predict import DEFAULT_MODEL, ModelLoadError, load_predictor  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
@@ -81,10 +82,17 @@ class ResultFiles:
         cutoff = time.time() - self.keep_s
         for old in [*self.dir.glob("*.jpg"), *(d for d in self.dir.iterdir() if d.is_dir())]:
             try:
-                if old.stat().st_mtime < cutoff:
+                if last_written(old) < cutoff:
                     shutil.rmtree(old) if old.is_dir() else old.unlink()
             except FileNotFoundError:  # another request swept it first
                 pass
+
+
+def last_written(path: Path) -> float:
+    """A file's modification time; for a folder, that of its newest file (a video still being written
+    keeps its folder alive)."""
+    times = [f.stat().st_mtime for f in path.iterdir()] if path.is_dir() else []
+    return max(times, default=path.stat().st_mtime)
 
 
 def app_temp_folder() -> Path:
@@ -206,7 +214,10 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
                 main_face = gr.Label(num_top_classes=len(recognizer.classes), label="Largest face",
                                      elem_id="main-face")
                 timeline = gr.State(None)
-                live_plot = gr.LinePlot(x="seconds", y="probability", color="emotion", x_lim=[-LIVE_PLOT_S, 0],
+                colours = {c: "#{:02x}{:02x}{:02x}".format(*CLASS_COLOURS[c]) for c in recognizer.classes
+                           if c in CLASS_COLOURS}  # as in the video plots and the drawn boxes
+                live_plot = gr.LinePlot(x="seconds", y="probability", color="emotion", color_map=colours,
+                                        x_lim=[-LIVE_PLOT_S, 0],
                                         y_lim=[0, 1], x_title=f"seconds ago (last {LIVE_PLOT_S} s)",
                                         label="Largest face over time", elem_id="live-plot")
             camera.stream(stream, [camera, session, timeline], [live, main_face, session, live_plot, timeline],

@@ -64,3 +64,24 @@ def test_video_tab_refuses_long_clips(client, tmp_path):
     clip = write_clip(tmp_path / "long.avi", 64, 48, 31 * 5, 5)  # 31 s
     video, plot, table, status = analyze_video(client, clip)
     assert "31 s long" in status and "up to 30 s" in status and video is None
+
+
+def test_result_folders_are_swept_only_when_their_files_are_old(tmp_path):
+    import importlib.util
+    import os
+    import time
+
+    spec = importlib.util.spec_from_file_location("fer_app_main", ROOT / "app" / "main.py")
+    app_main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_main)
+    results = app_main.ResultFiles(keep_s=60, parent=tmp_path)
+    folder = results.folder()
+    (folder / "clip.annotated.webm").write_bytes(b"still being written")
+    long_ago = time.time() - 3600
+    os.utime(folder, (long_ago, long_ago))
+    results.folder()  # every new request sweeps
+    assert folder.exists()  # a long video still being written keeps its folder
+    os.utime(folder / "clip.annotated.webm", (long_ago, long_ago))
+    results.folder()
+    assert not folder.exists()
+    results.close()
