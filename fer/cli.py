@@ -10,9 +10,8 @@ DEFAULT_MODEL_HELP = "exported learner (.pkl; default: the shipped model); loadi
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model, --detector, --min-face, --score (checked by :func:`check_model_options`)."""
-    from fer.labels import FER2013_CLASSES  # noqa: F401 - light; keeps fer.detect (OpenCV) out of --help
-
+    """--model, --detector, --min-face, --score (checked by :func:`check_model_options`); the detector names
+    are spelled out here so that --help needs no OpenCV."""
     p.add_argument("--model", help=DEFAULT_MODEL_HELP)
     p.add_argument("--detector", default="yunet", choices=("yunet", "haar"),
                    help="face detector: YuNet (DNN, default) or OpenCV's Haar cascade")

@@ -22,6 +22,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy and OpenCV load when a video is read, so that --help is instant
+    import numpy as np
 
 #: Frames whose faces are classified together in one forward pass.
 BATCH_FRAMES = 16
@@ -95,7 +99,7 @@ class VideoReader:
         """The length the header announces (0 when unknown)."""
         return self.frames_expected / self.fps
 
-    def _read(self):
+    def _read(self) -> np.ndarray | None:
         import cv2
 
         ok, frame = self.cap.read()
@@ -103,7 +107,7 @@ class VideoReader:
             return None
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB)
 
-    def frames(self) -> Iterator[tuple[int, float, "np.ndarray"]]:  # noqa: F821
+    def frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
         """(index, time in seconds, RGB frame) to the end; sets ``problem`` when the file ends early."""
         import cv2
 
@@ -139,7 +143,7 @@ class VideoWriter:
         if not self.writer.isOpened():
             raise VideoError(f"{path}: OpenCV cannot write {codec} video here")
 
-    def write(self, rgb) -> None:
+    def write(self, rgb: np.ndarray) -> None:
         import cv2
 
         if (rgb.shape[1], rgb.shape[0]) != self.size:  # the stream changed resolution: keep one size
@@ -150,7 +154,7 @@ class VideoWriter:
         self.writer.release()
 
 
-def video_columns(classes) -> list[str]:
+def video_columns(classes: list[str]) -> list[str]:
     from fer.table import face_columns
 
     return [*KEY_COLUMNS, *face_columns(classes)]

@@ -215,3 +215,17 @@ def test_variable_frame_rate_video_gets_each_frames_own_time(model, tmp_path):
     df = model.video(make_variable_rate(write_clip(tmp_path / "vfr.mp4", 320, 240, 10, 10)))
     assert df.attrs["complete"] and df.attrs["frames_read"] == 10
     assert list(df[df["frame"] < 4]["time_s"]) == pytest.approx([0, 0.05, 0.2, 0.25], abs=1e-3)
+
+
+def test_video_without_faces(model, tmp_path):
+    from benchmarks.scenes import background
+
+    path = tmp_path / "cup.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(8):
+        writer.write(cv2.cvtColor(np.roll(background("coffee", 320, 240), 5 * i, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    df = model.video(path, out_dir=tmp_path / "out")
+    assert df.empty and df.attrs["complete"] and df.attrs["face_ids"] == [] and df.attrs["frames_read"] == 8
+    assert read_csv(tmp_path / "out" / "cup.csv") == [] and not list((tmp_path / "out").glob("*.png"))
+    assert cv2.VideoCapture(str(tmp_path / "out" / "cup.annotated.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 8
