@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # numpy and OpenCV load when a video is read, so that --help is instant
     import numpy as np
 
-#: Frames whose faces are classified together in one forward pass.
+#: Frames whose faces are classified together in one forward pass...
 BATCH_FRAMES = 16
+#: ...and the most frames held in memory meanwhile (with --every N, N - 1 unanalysed frames lie between).
+MAX_PENDING_FRAMES = 64
 #: Faces seen on fewer analysed frames than this get no plot of their own (passing false detections).
 MIN_PLOT_ROWS = 3
 KEY_COLUMNS = ("frame", "time_s", "face_id")
@@ -255,12 +257,15 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
             pending.append((index, t, frame, boxes))
             report.frames_read += 1
             bar.update()
-            if sum(p[3] is not None for p in pending) >= BATCH_FRAMES:
+            if sum(p[3] is not None for p in pending) >= BATCH_FRAMES or len(pending) >= MAX_PENDING_FRAMES:
                 _flush(recognizer, tracker, pending, rows, writer, table, report)
         _flush(recognizer, tracker, pending, rows, writer, table, report)
         report.problem = report.problem or reader.problem
     except KeyboardInterrupt:
         report.problem = f"{reader.path}: interrupted after frame {report.frames_read}"
+        raise
+    except Exception as e:  # results so far are kept, and marked partial, whatever went wrong
+        report.problem = f"{reader.path}: stopped after frame {report.frames_read} ({type(e).__name__}: {e})"
         raise
     finally:
         bar.close()
@@ -428,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: what was done so far is in {out.partial_csv} and {out.video}", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a message, not a traceback; the partial results are kept
+        print(f"error: {args.video}: {type(e).__name__}: {e}; what was done so far is in {out.partial_csv}",
+              file=sys.stderr)
+        return 1
     print(f"{report.frames_read} frames ({report.width}×{report.height}, {report.frames_analysed} analysed) in "
           f"{report.seconds:.1f} s = {report.processing_fps:.1f} frames/s; faces: "
           f"{', '.join(f'#{i}' for i in report.face_ids) or 'none'}")
