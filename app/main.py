@@ -237,8 +237,9 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
                           preprocess=False)
         with gr.Tab("Video", id="video"):
             with gr.Row():
-                clip = gr.Video(sources=["upload"], include_audio=True, label=f"Video (up to {VIDEO_MAX_S} s)",
-                                elem_id="clip")
+                # a file box, not a player: many videos OpenCV reads (AVI, MKV, mp4v...) do not play in
+                # browsers, and the player would flag them as errors before they were even analysed
+                clip = gr.File(label=f"Video (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB)", elem_id="clip")
                 clip_result = gr.Video(label="Faces", interactive=False, elem_id="clip-result")
             clip_status = gr.Markdown(elem_id="clip-status")
             with gr.Row():
