@@ -144,8 +144,9 @@ def live_plot_update(timeline: EmotionTimeline, probs: dict[str, float] | None):
 
 
 def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks:
-    """The page: a Webcam tab (streaming) and an Upload tab, thin wrappers over :mod:`fer.recognize`.
-    Results are written under ``temp`` (default: the system's temporary folder)."""
+    """The page: a Webcam tab (streaming, with a live plot), an Upload tab and a Video tab, thin wrappers
+    over :mod:`fer.recognize` and :mod:`fer.video`. Results are written under ``temp`` (default: the
+    system's temporary folder)."""
     results = ResultFiles(parent=temp)
 
     def stream(frame: np.ndarray | None, session: VideoSession | None, timeline: EmotionTimeline | None):
@@ -160,7 +161,8 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
             return gr.skip(), gr.skip(), session, gr.skip(), timeline
         return annotated, probs or {}, session, live_plot_update(timeline, probs), timeline
 
-    def analyze_clip(upload: dict | str | None, progress=gr.Progress(track_tqdm=True)):
+    def analyze_clip(upload: dict | str | None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        # `progress` shows fer.video's frame progress bar (tqdm) in the page
         # preprocess=False as for photos: the raw upload's path, read by fer.video with clear errors
         path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
         if not path:

@@ -19,7 +19,7 @@ __all__ = ["FER2013_CLASSES", "FERPLUS_CLASSES", "Face", "Model", "load"]
 __version__ = "0.1.0"
 
 
-def load(model=None, detector: str = "yunet", min_face: int = 0, score: float | None = None) -> "Model":
+def load(model=None, detector: str = "yunet", min_face: int = 0, score: float | None = None) -> Model:
     """The expression model (default: the shipped one) with a face detector: ``m.analyze(photo)`` → faces,
     ``m.video(path)`` → a DataFrame. See :func:`fer.api.load`."""
     from fer.api import load as load_model

@@ -10,8 +10,6 @@ every class and the label. Files that cannot be read are listed at the end and s
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,26 +58,12 @@ def analyze_files(model, files: Iterable[Path]) -> Iterator[FileResult]:
             yield FileResult(str(path), error=f"{path}: {type(e).__name__}: {e}")
 
 
-class CsvRows:
-    """The faces CSV, written row by row as files are done (an interrupted run keeps what it found)."""
+def write_faces(table, result: FileResult) -> None:
+    """One file's faces as CSV rows (file, face number, box, landmarks, probabilities, label)."""
+    from fer.table import face_row
 
-    def __init__(self, path: Path, classes: list[str]):
-        from fer.table import face_columns
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "w", newline="")
-        self.writer = csv.DictWriter(self.file, ["file", "face", *face_columns(classes)])
-        self.writer.writeheader()
-
-    def add(self, result: FileResult) -> None:
-        from fer.table import face_row
-
-        for i, face in enumerate(result.faces, 1):
-            self.writer.writerow({"file": result.file, "face": i, **face_row(face.box, face.probs)})
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
+    table.add([{"file": result.file, "face": i, **face_row(face.box, face.probs)}
+               for i, face in enumerate(result.faces, 1)])
 
 
 def summary_line(result: FileResult) -> str:
@@ -111,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_warnings()
     from fer.fileio import write_json_atomic
     from fer.predict import ModelLoadError
+    from fer.table import CsvTable, face_columns
 
     files, results = image_files(args.paths)
     if not files:
@@ -121,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    table = CsvRows(args.csv, model.classes) if args.csv else None
+    table = CsvTable(args.csv, ["file", "face", *face_columns(model.classes)]) if args.csv else None
     try:
         bar = progress(analyze_files(model, files), len(files), "images", "file", args.quiet)
         for result in bar:
             results.append(result)
             if table:
-                table.add(result)
+                write_faces(table, result)
             if not args.quiet:
                 bar.write(summary_line(result), file=sys.stdout)
     except KeyboardInterrupt:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from fer.detect import LANDMARK_NAMES, Box
 
@@ -24,3 +26,21 @@ def face_row(box: Box, probs: Mapping[str, float]) -> dict:
     row.update({c: round(float(p), 5) for c, p in probs.items()})
     row["label"] = max(probs, key=probs.get)
     return row
+
+
+class CsvTable:
+    """Rows appended to a CSV file as they come, flushed each time, so an interrupted run keeps them."""
+
+    def __init__(self, path: Path, columns: Sequence[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "w", newline="")  # noqa: SIM115 - open for the whole run, closed by close()
+        self.writer = csv.DictWriter(self.file, list(columns))
+        self.writer.writeheader()
+
+    def add(self, rows: list[dict]) -> None:
+        self.writer.writerows(rows)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()

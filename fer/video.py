@@ -14,7 +14,6 @@ what was read: the CSV is then named IN.partial.csv and the summary says where a
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import sys
@@ -162,23 +161,6 @@ def video_columns(classes: list[str]) -> list[str]:
     return [*KEY_COLUMNS, *face_columns(classes)]
 
 
-class CsvTable:
-    """Rows appended to ``path`` as they come (flushed per batch), so a crash keeps what was done."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        self.path = path
-        self.file = open(path, "w", newline="")
-        self.writer = csv.DictWriter(self.file, columns)
-        self.writer.writeheader()
-
-    def add(self, rows: list[dict]) -> None:
-        self.writer.writerows(rows)
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
-
-
 @dataclass
 class OutputPaths:
     """Where one video's results go: ``DIR/<stem>.annotated.mp4``, ``.csv`` (``.partial.csv`` when the
@@ -236,6 +218,7 @@ def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths
 
 def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
          show_progress: bool, max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
+    from fer.table import CsvTable
     from fer.tracking import FaceTracker
 
     report = VideoReport(str(reader.path), reader.width, reader.height, reader.fps, reader.frames_expected)
@@ -244,7 +227,7 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
     if out:
         out.out_dir.mkdir(parents=True, exist_ok=True)
         writer = VideoWriter(out.video, reader.fps, reader.width, reader.height)
-        table = CsvTable(out.partial_csv, video_columns(recognizer.classes))
+        table = CsvTable(out.partial_csv, video_columns(recognizer.classes))  # renamed when done
     tracker, pending = FaceTracker(), []
     start = time.perf_counter()
     bar = _progress(reader, show_progress)

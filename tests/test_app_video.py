@@ -22,7 +22,7 @@ from fer.predict import DEFAULT_MODEL  # noqa: E402
 def client():
     from gradio_client import Client
 
-    with running_app(DEFAULT_MODEL) as (url, proc, log):
+    with running_app(DEFAULT_MODEL) as (url, _, _):
         yield Client(url, verbose=False)
 
 
@@ -55,14 +55,14 @@ def test_video_tab_bad_files_get_a_message(client, tmp_path, name, content):
     if content is None:
         content = write_clip(tmp_path / "whole.mp4", 160, 120, 10, 10).read_bytes()[:3000]
     path.write_bytes(content)
-    video, plot, table, status = analyze_video(client, path)
+    video, _, table, status = analyze_video(client, path)
     assert status.startswith("**Cannot use this file.**") and video is None and table is None
     assert str(tmp_path) not in status  # names the file, not the server's temporary folder
 
 
 def test_video_tab_refuses_long_clips(client, tmp_path):
     clip = write_clip(tmp_path / "long.avi", 64, 48, 31 * 5, 5)  # 31 s
-    video, plot, table, status = analyze_video(client, clip)
+    video, _, _, status = analyze_video(client, clip)
     assert "31 s long" in status and "up to 30 s" in status and video is None
 
 
