@@ -229,3 +229,16 @@ def test_video_without_faces(model, tmp_path):
     assert df.empty and df.attrs["complete"] and df.attrs["face_ids"] == [] and df.attrs["frames_read"] == 8
     assert read_csv(tmp_path / "out" / "cup.csv") == [] and not list((tmp_path / "out").glob("*.png"))
     assert cv2.VideoCapture(str(tmp_path / "out" / "cup.annotated.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 8
+
+
+def test_live_timeline_keeps_the_last_window_and_redraws_once_a_second():
+    from fer.timeline import EmotionTimeline
+
+    timeline = EmotionTimeline(window_s=30, refresh_s=1)
+    for i in range(400):  # 40 s at 10 frames/s; no face in frames 100-149
+        timeline.add(None if 100 <= i < 150 else {"happy": 0.9, "sad": 0.1}, now=i / 10)
+    table = timeline.table(now=39.9)
+    assert table["seconds"].min() >= -30 and table["seconds"].max() == 0
+    assert len(table) == 2 * (1 + 250)  # the frame 30 s ago, then the frames since the face came back
+    assert not table["seconds"].between(-29.95, -25.05).any()  # the seconds without a face stay empty
+    assert [timeline.due(now=t) for t in (0, 0.5, 1.0, 1.2, 2.5)] == [True, False, True, False, True]
