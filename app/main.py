@@ -1,4 +1,4 @@
-"""Facial expression recognition in the browser: live webcam and image upload.
+"""Facial expression recognition in the browser: live webcam, image upload and video upload.
 
     python app/main.py [--model exports/fer2013_effnet_lite0.pkl] [--host 127.0.0.1] [--port 7860] [--share]
 
@@ -29,9 +29,12 @@ import numpy as np  # noqa: E402
 
 from fer.cli import configure_logging  # noqa: E402
 from fer.detect import DETECTORS  # noqa: E402
+from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
 from fer.model_files import DEFAULT_MODEL, ModelLoadError, load_predictor  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
+from fer.timeline import EmotionTimeline  # noqa: E402
+from fer.video import OutputPaths, VideoError, VideoReader, analyze_video, plot_faces  # noqa: E402
 
 MAX_FACES_SHOWN = 6
 MAX_UPLOAD = "25mb"
@@ -39,6 +42,11 @@ STREAM_EVERY_S = 0.1  # up to 10 frames/s per viewer; a frame takes ~10-20 ms on
 STREAM_TIME_LIMIT_S = 600  # a viewer's stream ends after 10 minutes (press record again to go on)
 STREAM_CONCURRENCY = 4  # viewers served at once; more wait in the queue
 CACHE_SWEEP = (60, 120)  # every 60 s delete cached frames older than 120 s
+VIDEO_MAX_S = 30  # uploaded clips: at most 30 s...
+VIDEO_MAX_MB = 25  # ...and 25 MB (the upload limit)...
+VIDEO_MAX_PIXELS = 1920 * 1080  # ...and full HD
+VIDEO_PLOT_FACES = 4  # the plot shows the faces seen longest
+LIVE_PLOT_S = 30  # the webcam plot: the largest face over the last 30 s
 
 
 class ResultFiles:
@@ -66,14 +74,28 @@ class ResultFiles:
         path.write_bytes(jpeg.tobytes())
         return str(path)
 
+    def folder(self) -> Path:
+        """A new, empty folder for one request's files (a video's results), swept like the images."""
+        self._sweep()
+        path = self.dir / uuid.uuid4().hex
+        path.mkdir()
+        return path
+
     def _sweep(self) -> None:
         cutoff = time.time() - self.keep_s
-        for old in self.dir.glob("*.jpg"):
+        for old in [*self.dir.glob("*.jpg"), *(d for d in self.dir.iterdir() if d.is_dir())]:
             try:
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
+                if last_written(old) < cutoff:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
             except FileNotFoundError:  # another request swept it first
                 pass
+
+
+def last_written(path: Path) -> float:
+    """A file's modification time; for a folder, that of its newest file (a video still being written
+    keeps its folder alive)."""
+    times = [f.stat().st_mtime for f in path.iterdir()] if path.is_dir() else []
+    return max(times, default=path.stat().st_mtime)
 
 
 def app_temp_folder() -> Path:
@@ -91,27 +113,76 @@ def describe(recognizer: FaceRecognizer) -> str:
 Every face in view is found ({recognizer.detector_name}) and classified into {len(recognizer.classes)}
 expressions ({', '.join(recognizer.classes)}) by a fastai/timm model: **{recognizer.predictor.describe()}**.
 
-**Webcam**: allow the camera, press record; boxes and labels follow each face and the panel shows the
-largest face's probabilities. **Upload**: drop a photo; each face gets its probabilities, left to right.
+**Webcam**: allow the camera, press record; boxes and labels follow each face, the panel shows the
+largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. **Upload**: drop a photo; each face
+gets its probabilities, left to right. **Video**: upload a clip (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD)
+for an annotated video with tracked face ids, the expressions over time and a CSV of every frame.
 Uploads, camera frames and results stay in a temporary folder on this server for at most
 {CACHE_SWEEP[0] + CACHE_SWEEP[1]} seconds and are deleted when the app stops; nothing else is stored."""
 
 
+def check_clip(reader: VideoReader) -> None:
+    """Refuse clips over the app's bounds (length, resolution) before any work."""
+    if reader.duration_s > VIDEO_MAX_S:
+        raise VideoError(f"{reader.path.name} is {reader.duration_s:.0f} s long; this app takes clips of up to "
+                         f"{VIDEO_MAX_S} s (use `python -m fer.video` for longer ones)")
+    if reader.width * reader.height > VIDEO_MAX_PIXELS:
+        raise VideoError(f"{reader.path.name} is {reader.width}×{reader.height}; this app takes up to full HD "
+                         f"(1920×1080; use `python -m fer.video` for larger ones)")
+
+
+def video_status(report, rows: list[dict]) -> str:
+    faces = ", ".join(f"#{i}" for i in report.face_ids)
+    text = (f"{report.frames_read} frames ({report.width}×{report.height}) in {report.seconds:.1f} s; "
+            + (f"faces {faces}." if faces else "no face found."))
+    if not report.complete:
+        text += f" **The results stop early:** {report.problem.split(': ', 1)[-1]}."
+    return text
+
+
+def live_plot_update(timeline: EmotionTimeline, probs: dict[str, float] | None):
+    """Record the largest face's probabilities; a new plot about once a second, else no update."""
+    timeline.add(probs)
+    return timeline.table() if timeline.due() else gr.skip()
+
+
 def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks:
-    """The page: a Webcam tab (streaming) and an Upload tab, thin wrappers over :mod:`fer.recognize`.
-    Results are written under ``temp`` (default: the system's temporary folder)."""
+    """The page: a Webcam tab (streaming, with a live plot), an Upload tab and a Video tab, thin wrappers
+    over :mod:`fer.recognize` and :mod:`fer.video`. Results are written under ``temp`` (default: the
+    system's temporary folder)."""
     results = ResultFiles(parent=temp)
 
-    def stream(frame: np.ndarray | None, session: VideoSession | None):
+    def stream(frame: np.ndarray | None, session: VideoSession | None, timeline: EmotionTimeline | None):
         session = session or VideoSession()
+        timeline = timeline or EmotionTimeline(window_s=LIVE_PLOT_S)
         try:
             annotated, probs = annotate_frame(recognizer, frame, session)
         except Exception as e:  # a viewer's bad frame must never end the stream
             print(f"frame skipped: {type(e).__name__}: {e}", file=sys.stderr)
-            return gr.skip(), gr.skip(), session
+            return gr.skip(), gr.skip(), session, gr.skip(), timeline
         if annotated is None:
-            return gr.skip(), gr.skip(), session
-        return annotated, probs or {}, session
+            return gr.skip(), gr.skip(), session, gr.skip(), timeline
+        return annotated, probs or {}, session, live_plot_update(timeline, probs), timeline
+
+    def analyze_clip(upload: dict | str | None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        # `progress` shows fer.video's frame progress bar (tqdm) in the page
+        # preprocess=False as for photos: the raw upload's path, read by fer.video with clear errors
+        path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
+        if not path:
+            return None, None, None, "Upload a video first."
+        path = Path(path)
+        if path.stat().st_size > VIDEO_MAX_MB * 1024 * 1024:
+            return None, None, None, f"**Cannot use this file.** It is over {VIDEO_MAX_MB} MB."
+        out = OutputPaths(results.folder(), "clip", video_suffix=".webm")  # VP8 WebM: plays in browsers
+        try:
+            report, rows = analyze_video(recognizer, path, out=out, show_progress=True, check=check_clip,
+                                         max_frames=round(VIDEO_MAX_S * 120))
+        except VideoError as e:
+            return None, None, None, f"**Cannot use this file.** {str(e).replace(str(path), path.name)}"
+        longest = sorted(report.face_ids, key=lambda i: -sum(r["face_id"] == i for r in rows))[:VIDEO_PLOT_FACES]
+        plot = plot_faces(rows, sorted(longest), recognizer.classes, out.out_dir / "faces.png") if longest else None
+        csv_file = report.outputs.get("csv")
+        return str(out.video), plot and str(plot), csv_file, video_status(report, rows)
 
     def analyze(upload: dict | str | None):
         # preprocess=False: Gradio's own image decoding would fail with a traceback on bad files,
@@ -144,10 +215,19 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
                 # no label badge or icon buttons: they would cover labels drawn near the image's corners
                 live = gr.Image(label="Recognised", show_label=False, buttons=[], format="jpeg", elem_id="live",
                                 interactive=False)
-            main_face = gr.Label(num_top_classes=len(recognizer.classes), label="Largest face", elem_id="main-face")
-            camera.stream(stream, [camera, session], [live, main_face, session], stream_every=STREAM_EVERY_S,
-                          time_limit=STREAM_TIME_LIMIT_S, concurrency_limit=STREAM_CONCURRENCY,
-                          show_progress="hidden", api_name="stream")
+            with gr.Row():
+                main_face = gr.Label(num_top_classes=len(recognizer.classes), label="Largest face",
+                                     elem_id="main-face")
+                timeline = gr.State(None)
+                colours = {c: "#{:02x}{:02x}{:02x}".format(*CLASS_COLOURS[c]) for c in recognizer.classes
+                           if c in CLASS_COLOURS}  # as in the video plots and the drawn boxes
+                live_plot = gr.LinePlot(x="seconds", y="probability", color="emotion", color_map=colours,
+                                        x_lim=[-LIVE_PLOT_S, 0],
+                                        y_lim=[0, 1], x_title=f"seconds ago (last {LIVE_PLOT_S} s)",
+                                        label="Largest face over time", elem_id="live-plot")
+            camera.stream(stream, [camera, session, timeline], [live, main_face, session, live_plot, timeline],
+                          stream_every=STREAM_EVERY_S, time_limit=STREAM_TIME_LIMIT_S,
+                          concurrency_limit=STREAM_CONCURRENCY, show_progress="hidden", api_name="stream")
         with gr.Tab("Upload", id="upload"):
             with gr.Row():
                 upload = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Image", elem_id="upload")
@@ -160,6 +240,19 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
                 details = gr.JSON(label="faces")
             upload.change(analyze, upload, [result, status, details, *labels], api_name="analyze", concurrency_limit=4,
                           preprocess=False)
+        with gr.Tab("Video", id="video"):
+            with gr.Row():
+                # a file box, not a player: many videos OpenCV reads (AVI, MKV, mp4v...) do not play in
+                # browsers, and the player would flag them as errors before they were even analysed
+                clip = gr.File(label=f"Video (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB)", elem_id="clip")
+                clip_result = gr.Video(label="Faces", interactive=False, elem_id="clip-result")
+            clip_status = gr.Markdown(elem_id="clip-status")
+            with gr.Row():
+                clip_plot = gr.Image(label="Expressions over time", type="filepath", interactive=False,
+                                     elem_id="clip-plot")
+                clip_csv = gr.File(label="Every frame's faces (CSV)", interactive=False, elem_id="clip-csv")
+            clip.upload(analyze_clip, clip, [clip_result, clip_plot, clip_csv, clip_status], api_name="analyze_video",
+                        concurrency_limit=1, preprocess=False)
     return demo
 
 

@@ -27,7 +27,8 @@ from scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, pas
 
 from fer.detect import CropSpec, face_crop, make_detector  # noqa: E402
 from fer.images import to_grey  # noqa: E402
-from fer.predict import DEFAULT_MODEL, FacePredictor  # noqa: E402
+from fer.card import DEFAULT_MODEL  # noqa: E402
+from fer.predict import FacePredictor  # noqa: E402
 from fer.preprocess import to_face  # noqa: E402
 from fer.recognize import PHOTO_DETECT_WIDTH  # noqa: E402
 

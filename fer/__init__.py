@@ -1,6 +1,35 @@
-"""fer: facial expression recognition with fastai + timm, OpenCV face detection and a Gradio app."""
+"""fer: facial expression recognition with fastai + timm, OpenCV face detection and a Gradio app.
+
+    import fer
+    m = fer.load()
+    m.analyze("photo.jpg")   # -> list[fer.Face]
+    m.video("clip.mp4")      # -> pandas DataFrame
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from fer.labels import FER2013_CLASSES, FERPLUS_CLASSES
 
-__all__ = ["FER2013_CLASSES", "FERPLUS_CLASSES"]
+if TYPE_CHECKING:  # the heavy parts (torch, fastai, OpenCV) load on first use, not on `import fer`
+    from fer.api import Face, Model
+
+__all__ = ["FER2013_CLASSES", "FERPLUS_CLASSES", "Face", "Model", "load"]
 __version__ = "0.1.0"
+
+
+def load(model=None, detector: str = "yunet", min_face: int = 0, score: float | None = None) -> Model:
+    """The expression model (default: the shipped one) with a face detector: ``m.analyze(photo)`` → faces,
+    ``m.video(path)`` → a DataFrame. See :func:`fer.api.load`."""
+    from fer.api import load as load_model
+
+    return load_model(model, detector, min_face, score)
+
+
+def __getattr__(name: str):
+    if name in ("Face", "Model"):
+        import fer.api
+
+        return getattr(fer.api, name)
+    raise AttributeError(f"module 'fer' has no attribute {name!r}")

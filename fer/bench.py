@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from fer.card import DEFAULT_MODEL
     from fer.cli import configure_logging
-    from fer.predict import ModelLoadError
+    from fer.model_files import ModelLoadError
 
     configure_logging()
 

@@ -1,4 +1,5 @@
-"""What every command-line tool sets up before it works: log output and the known dependency warnings.
+"""What every command-line tool shares: log output, the known dependency warnings silenced, the model and
+detector options, loading the model with clear errors, progress bars.
 
 Library modules log through :mod:`logging` (``logging.getLogger(__name__)``) and never print; the tools
 call :func:`configure_logging` so those messages reach the user.
@@ -6,6 +7,7 @@ call :func:`configure_logging` so those messages reach the user.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -22,3 +24,45 @@ def configure_logging(verbose: bool = False) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+
+
+DEFAULT_MODEL_HELP = ("exported learner (.pkl; default: the shipped model; loading a pickle runs code from the file, "
+                      "so use exports/ or your own) or ONNX model (.onnx, torch-free)")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model, --detector, --min-face, --score (checked by :func:`check_model_options`)."""
+    from fer.detect import DETECTORS
+
+    p.add_argument("--model", help=DEFAULT_MODEL_HELP)
+    p.add_argument("--detector", default=DETECTORS[0], choices=DETECTORS,
+                   help="face detector: YuNet (DNN, default) or OpenCV's Haar cascade")
+    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than this (pixels)")
+    p.add_argument("--score", type=float, metavar="S", help="YuNet's score threshold in (0, 1) (default 0.6)")
+
+
+def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.score is not None and not 0 < args.score < 1:
+        p.error(f"--score {args.score}: must be between 0 and 1")
+    if args.min_face < 0:
+        p.error(f"--min-face {args.min_face}: must be 0 or more")
+
+
+def load_model(args: argparse.Namespace):
+    """:func:`fer.api.load` with the options, compiled and ready (raises :class:`fer.model_files.ModelLoadError`
+    naming the file when it cannot be used)."""
+    silence_known_warnings()
+    import numpy as np
+
+    from fer.api import load
+
+    model = load(args.model, args.detector, args.min_face, args.score)
+    model.recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])  # compile now, not mid-run
+    return model
+
+
+def progress(iterable, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False):
+    """A progress bar on stderr (tqdm)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True)

@@ -15,8 +15,6 @@ from collections.abc import Callable
 import torch
 from fastai.torch_core import rank_distrib
 
-from fer.training import PRECISIONS
-
 
 def world_size() -> int:
     """How many training processes the launcher started (1 without torchrun/accelerate)."""
@@ -101,10 +99,8 @@ def training_context(learn):
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` → bf16 on a CUDA GPU that supports it, fp16 on other CUDA GPUs, fp32 on the CPU.
-    Mixed precision without a GPU is a ValueError."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    """``auto`` (or ``fp32``, ``fp16``, ``bf16``: :data:`fer.training.PRECISIONS`) → bf16 on a CUDA GPU that
+    supports it, fp16 on other CUDA GPUs, fp32 on the CPU. Mixed precision without a GPU is a ValueError."""
     cuda = torch.cuda.is_available()
     if precision == "auto":
         return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"

@@ -14,12 +14,13 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 
 
-def draw_face(image: np.ndarray, box: Box, label: str, confidence: float) -> None:
-    """Draw one box with ``label NN%`` above it, in place; line width and text scale follow the box."""
+def draw_face(image: np.ndarray, box: Box, label: str, confidence: float, face_id: int | None = None) -> None:
+    """Draw one box with ``label NN%`` (``#id label NN%`` given a ``face_id``) above it, in place; line width
+    and text scale follow the box."""
     colour = CLASS_COLOURS.get(label, (255, 255, 255))
     thickness = max(2, round(min(image.shape[:2]) / 240))
     cv2.rectangle(image, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, thickness)
-    text = f"{label} {confidence:.0%}"
+    text = f"{label} {confidence:.0%}" if face_id is None else f"#{face_id} {label} {confidence:.0%}"
     scale = max(0.5, box.w / 200)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     top = box.y - th - base - 4 if box.y - th - base - 4 >= 0 else box.y + box.h  # below the box at the top edge

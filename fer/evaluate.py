@@ -5,6 +5,10 @@
 
 DATA is a class-per-folder tree (``DATA/<class>/*.png``), a folder of images whose names start with
 their class (``happy_001.jpg``), or a FER-2013 CSV (its PrivateTest rows).
+
+Each image is taken to be a face crop, as in FER-2013, and scored whole. For photos of people, pass
+--detect: the largest face in each photo is found and cropped first (photos without a face are skipped
+and listed).
 """
 
 from __future__ import annotations
@@ -22,9 +26,8 @@ import numpy as np
 from fer.card import DEFAULT_MODEL
 from fer.cli import configure_logging
 from fer.fileio import write_json_atomic
+from fer.images import IMAGE_SUFFIXES
 from fer.model_files import ModelLoadError, Predictor, load_predictor
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -43,8 +46,24 @@ def label_from_path(path: Path, classes: Sequence[str]) -> str | None:
     return next((c for c in sorted(classes, key=len, reverse=True) if stem.startswith(c)), None)
 
 
-def load_folder(folder: Path, classes: Sequence[str]) -> LabelledFaces:
-    """Every labelled image under ``folder``; unlabelled or unreadable files are listed as skipped."""
+#: Images larger than this (shorter side, pixels) are probably photos rather than face crops.
+CROP_LIKE_SIDE = 160
+
+
+def largest_face(image: np.ndarray, detector) -> np.ndarray | None:
+    """The largest detected face cropped as the classifier expects (grey), or None when there is none."""
+    from fer.detect import CropSpec, face_crop
+    from fer.images import to_grey
+
+    boxes = detector.detect(image)
+    if not boxes:
+        return None
+    return face_crop(to_grey(image), max(boxes, key=lambda b: b.area), CropSpec())
+
+
+def load_folder(folder: Path, classes: Sequence[str], detector=None) -> LabelledFaces:
+    """Every labelled image under ``folder`` (with a ``detector``: its largest face); unlabelled or unreadable
+    files and photos without a face are listed as skipped."""
     from fer.images import ImageError, load_image
 
     if (folder / "train").is_dir() and (folder / "test").is_dir():
@@ -57,10 +76,14 @@ def load_folder(folder: Path, classes: Sequence[str]) -> LabelledFaces:
             skipped.append(f"{path}: no class in its folder or file name")
             continue
         try:
-            faces.append(load_image(path, name=str(path)))
+            image = load_image(path, name=str(path))
         except ImageError as e:
             skipped.append(str(e))
             continue
+        if detector is not None and (image := largest_face(image, detector)) is None:
+            skipped.append(f"{path}: no face found")
+            continue
+        faces.append(image)
         labels.append(label)
     return LabelledFaces(faces, labels, str(folder), skipped)
 
@@ -74,11 +97,11 @@ def load_csv(path: Path, usage: str = "PrivateTest") -> LabelledFaces:
     return LabelledFaces([r.pixels for r in rows], [FER2013_CLASSES[r.label] for r in rows], f"{path} ({usage})", [])
 
 
-def load_labelled(data: str | Path, classes: Sequence[str]) -> LabelledFaces:
-    """Labelled faces from a folder tree, a labelled image folder or a FER-2013 CSV."""
+def load_labelled(data: str | Path, classes: Sequence[str], detector=None) -> LabelledFaces:
+    """Labelled faces from ``data``; with a ``detector``, the largest face of each image is cropped first."""
     data = Path(data)
     if data.is_dir():
-        found = load_folder(data, classes)
+        found = load_folder(data, classes, detector)
     elif data.is_file():
         found = load_csv(data)
     else:
@@ -132,15 +155,22 @@ def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
     return Path(path)
 
 
-def evaluate(predictor: Predictor, data: str | Path, tta: bool = False) -> dict:
-    """Classify every labelled face in ``data`` (batched) and compute the metrics."""
-    found = load_labelled(data, predictor.classes)
+def photo_like(faces: Sequence[np.ndarray]) -> int:
+    """How many of the images are larger than face crops usually are."""
+    return sum(min(f.shape[:2]) > CROP_LIKE_SIDE for f in faces)
+
+
+def evaluate(predictor: Predictor, data: str | Path, tta: bool = False, detector=None) -> dict:
+    """Classify every labelled face in ``data`` (batched) and compute the metrics; with a ``detector``
+    the largest face of each image is found and cropped first, else each image is taken as a face crop."""
+    found = load_labelled(data, predictor.classes, detector)
     start = time.perf_counter()
     probs = predictor.predict_proba(found.faces, tta=tta)
     seconds = time.perf_counter() - start
     predicted = [predictor.classes[i] for i in probs.argmax(axis=1)]
     result = metrics(found.labels, predicted, predictor.classes)
-    result.update(data=found.source, tta=tta, seconds=round(seconds, 2), skipped=found.skipped)
+    result.update(data=found.source, tta=tta, seconds=round(seconds, 2), skipped=found.skipped,
+                  faces_detected=detector is not None, photo_like=0 if detector else photo_like(found.faces))
     return result
 
 
@@ -151,6 +181,10 @@ def format_report(result: dict) -> str:
              f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
     for c, m in result["per_class"].items():
         lines.append(f"{c:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1-score']:>7.3f} {m['support']:>8}")
+    if result.get("photo_like"):
+        lines.append(f"\nwarning: {result['photo_like']} of {result['n']} images are over {CROP_LIKE_SIDE} px: each "
+                     f"image was scored whole, as a face crop. If they are photos of people, pass --detect to "
+                     f"find and crop the faces first")
     if result["skipped"]:
         lines.append(f"\nskipped {len(result['skipped'])} file(s), e.g. {result['skipped'][0]}")
     return "\n".join(lines)
@@ -162,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export)")
     p.add_argument("--data", required=True, help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--detect", action="store_true",
+                   help="images are photos: score the largest detected face of each (default: images are face crops)")
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--cm", help="confusion-matrix PNG (default: the --json name with .cm.png, e.g. test.cm.png; "
                                 "without --json, ./confusion_matrix.png)")
@@ -169,7 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         predictor = load_predictor(args.model)
-        result = evaluate(predictor, args.data, tta=args.tta)
+        detector = None
+        if args.detect:
+            from fer.detect import make_detector
+            from fer.recognize import PHOTO_DETECT_WIDTH
+
+            detector = make_detector("yunet", PHOTO_DETECT_WIDTH)
+        result = evaluate(predictor, args.data, tta=args.tta, detector=detector)
     except (ModelLoadError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

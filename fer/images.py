@@ -14,6 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_SIDE = 1920
 #: Smallest side that can hold a detectable face.
 MIN_SIDE = 16
+#: File endings taken as images when a folder is searched.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 class ImageError(ValueError):

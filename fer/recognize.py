@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer.detect import Box, CropSpec, FaceDetector, face_crop, make_detector
+from fer.detect import LANDMARK_NAMES, Box, CropSpec, FaceDetector, face_crop, make_detector
 from fer.draw import draw_face, draw_message
 from fer.images import as_rgb_frame, resize_to_width, to_grey
 from fer.model_files import Predictor
@@ -28,6 +28,16 @@ class FaceResult:
     @property
     def confidence(self) -> float:
         return self.probs[self.label]
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """Class → probability (the same dict as ``probs``)."""
+        return self.probs
+
+    @property
+    def landmarks(self) -> dict[str, tuple[float, float]]:
+        """The detector's five landmarks by name (:data:`fer.detect.LANDMARK_NAMES`); empty for Haar."""
+        return dict(zip(LANDMARK_NAMES, self.box.landmarks))
 
     def as_dict(self) -> dict:
         """JSON-ready: the box (with landmarks and score when the detector gives them), label, probabilities."""

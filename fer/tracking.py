@@ -19,6 +19,7 @@ class Track:
     box: Box
     probs: np.ndarray  # smoothed class probabilities
     misses: int = 0  # consecutive frames without a matching detection
+    detection: int | None = None  # index of the box it matched in the latest update (None: missed)
 
 
 @dataclass
@@ -46,14 +47,15 @@ class FaceTracker:
             track = self.tracks[ti]
             track.box = _blend(track.box, boxes[bi], 0.6)
             track.probs = self.alpha * probs[bi] + (1 - self.alpha) * track.probs
-            track.misses = 0
+            track.misses, track.detection = 0, bi
             matched_tracks.add(ti)
             unmatched.discard(bi)
         for ti, track in enumerate(self.tracks):
             if ti not in matched_tracks:
-                track.misses += 1
+                track.misses, track.detection = track.misses + 1, None
         self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]
-        self.tracks += [Track(next(self._ids), boxes[bi], np.asarray(probs[bi], dtype=np.float64)) for bi in sorted(unmatched)]
+        self.tracks += [Track(next(self._ids), boxes[bi], np.asarray(probs[bi], dtype=np.float64), detection=bi)
+                        for bi in sorted(unmatched)]
         return self.live()
 
     def live(self) -> list[Track]:

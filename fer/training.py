@@ -60,6 +60,8 @@ class TrainingConfig:
             raise ValueError("--teacher and --mixup cannot be combined (the soft labels are per image)")
         if self.class_order and self.init_from:
             raise ValueError("--class-order: a run with --init-from keeps the classes of the learner it starts from")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
         if self.class_order not in (None, *CLASS_ORDERS):
             raise ValueError(f"--class-order {self.class_order}: choose one of {', '.join(CLASS_ORDERS)}")
         for name, least in {"epochs": 0, "freeze_epochs": 0, "bs": 1, "size": 1}.items():

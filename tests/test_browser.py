@@ -66,6 +66,7 @@ def test_webcam_tab_streams_annotated_frames_that_change(page):
     if folder:
         (Path(folder) / "browser_fps.json").write_text(json.dumps({"frames_in_10_s": len(seen), "fps": fps}))
     print(f"browser received {fps:.1f} annotated frames/s")
+    page.wait_for_selector("#live-plot canvas, #live-plot svg", timeout=30_000)  # the largest face over time
     page.click("#camera >> button:has-text('Stop')")
 
 
@@ -78,3 +79,17 @@ def test_upload_tab_shows_faces(page, tmp_path, astronaut):
     page.wait_for_selector("#result img", timeout=30_000)
     assert "face 1:" in page.inner_text("body")  # the per-face probability panel is shown
     shot(page, "upload.png")
+
+
+def test_video_tab_plays_the_annotated_clip(page, tmp_path):
+    from benchmarks.video_clips import write_clip
+
+    page.click("button[role=tab]:has-text('Video')")
+    clip = write_clip(tmp_path / "scene.mp4", 320, 240, 20, 10)
+    page.set_input_files("#clip input[type=file]", str(clip))
+    page.wait_for_selector("#clip-status:has-text('20 frames')", timeout=120_000)
+    page.wait_for_selector("#clip-result video", timeout=30_000)
+    page.wait_for_function("document.querySelector('#clip-result video').readyState >= 1", timeout=30_000)
+    assert page.eval_on_selector("#clip-result video", "v => v.videoWidth") == 320  # the browser decodes it
+    page.wait_for_selector("#clip-plot img", timeout=30_000)
+    shot(page, "video.png")

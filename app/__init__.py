@@ -1,0 +1,1 @@
+"""The Gradio app (``python app/main.py``, or ``fer-app`` once installed)."""

@@ -1,0 +1,78 @@
+"""Test videos made from real photos (no network): a face moving across a background photo, a cut to the
+background alone, then two faces side by side; and the frames/s of ``python -m fer.video`` on them.
+
+    python benchmarks/video_clips.py --out /tmp/clips [--seconds 10] [--fps 30]
+
+writes clip_640x480.mp4 and clip_1280x720.mp4 and times ``fer.video`` on each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.scenes import background, paste, photo_faces  # noqa: E402
+
+#: The clip's three parts, as fractions of its length: one moving face, no face, two faces.
+SEGMENTS = (0.4, 0.2, 0.4)
+
+
+def clip_frames(width: int, height: int, n_frames: int):
+    """RGB frames: face A moving left to right (first 40 %), the empty background (20 %), faces A and B
+    (last 40 %); each face about a quarter of the frame's height wide."""
+    faces = {f.name: f for f in photo_faces()}
+    astronaut, hopper = faces["astronaut"], faces["hopper"]
+    scene = background("coffee", width, height)
+    face_w = height / 4
+    first, cut = round(n_frames * SEGMENTS[0]), round(n_frames * (SEGMENTS[0] + SEGMENTS[1]))
+    for i in range(n_frames):
+        frame = scene.copy()
+        if i < first:
+            x = width * (0.3 + 0.4 * i / max(1, first - 1))
+            paste(frame, astronaut, face_w, (x, height * 0.45))
+        elif i >= cut:
+            paste(frame, astronaut, face_w, (width * 0.28, height * 0.45))
+            paste(frame, hopper, face_w, (width * 0.72, height * 0.5))
+        yield frame
+
+
+def write_clip(path: str | Path, width: int = 640, height: int = 480, n_frames: int = 30, fps: float = 10.0) -> Path:
+    """Write :func:`clip_frames` as a video (MP4 ``mp4v``, or AVI ``MJPG`` by the file's ending)."""
+    path = Path(path)
+    codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write {path}")
+    for frame in clip_frames(width, height, n_frames):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--fps", type=float, default=30)
+    p.add_argument("--every", type=int, default=1)
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for width, height in ((640, 480), (1280, 720)):
+        clip = write_clip(args.out / f"clip_{width}x{height}.mp4", width, height, round(args.seconds * args.fps), args.fps)
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "fer.video", str(clip), "--out", str(args.out / "results"),
+                                 "--every", str(args.every), "--overwrite", "--quiet"], capture_output=True, text=True)
+        print(f"{clip.name}: {result.stdout.strip().splitlines()[0] if result.stdout else result.stderr[-500:]} "
+              f"(whole command incl. model load: {time.perf_counter() - start:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

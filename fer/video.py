@@ -1,0 +1,435 @@
+"""Faces and expressions through a whole video: an annotated video, a per-frame CSV and a plot per face.
+
+    python -m fer.video IN.mp4 --out DIR [--every N] [--detector yunet|haar]
+
+Writes DIR/IN.annotated.mp4 (boxes, labels and tracked face ids), DIR/IN.csv (one row per analysed frame and
+face: frame, time_s, face_id, box, detector score, landmarks, the probability of every class, label),
+DIR/IN.face<ID>.png (each face's expressions over time) and DIR/IN.json (a summary). Anything OpenCV can
+read works; times come from the file's own timestamps (variable frame rates), phone videos are turned
+upright from their rotation tag. The CSV holds each frame's own probabilities; the labels drawn on the
+video are smoothed over frames per face. A file that breaks off partway (truncated, corrupt) keeps
+what was read: the CSV is then named IN.partial.csv and the summary says where and why it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy and OpenCV load when a video is read, so that --help is instant
+    import numpy as np
+
+#: Frames whose faces are classified together in one forward pass...
+BATCH_FRAMES = 16
+#: ...and the most frames held in memory meanwhile (with --every N, N - 1 unanalysed frames lie between).
+MAX_PENDING_FRAMES = 64
+#: Faces seen on fewer analysed frames than this get no plot of their own (passing false detections).
+MIN_PLOT_ROWS = 3
+KEY_COLUMNS = ("frame", "time_s", "face_id")
+
+
+class VideoError(ValueError):
+    """A video cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass
+class VideoReport:
+    """What happened to one video: sizes, counts, speed, and whether it was read to the end."""
+
+    source: str
+    width: int
+    height: int
+    fps: float
+    frames_expected: int  # from the file's header; 0 when unknown
+    frames_read: int = 0
+    frames_analysed: int = 0
+    face_ids: list[int] = field(default_factory=list)
+    complete: bool = True
+    problem: str | None = None
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def processing_fps(self) -> float:
+        return self.frames_read / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "width": self.width, "height": self.height, "fps": round(self.fps, 3),
+                "frames_expected": self.frames_expected, "frames_read": self.frames_read,
+                "frames_analysed": self.frames_analysed, "face_ids": self.face_ids, "complete": self.complete,
+                "problem": self.problem, "seconds": round(self.seconds, 2),
+                "processing_fps": round(self.processing_fps, 2), "outputs": self.outputs}
+
+
+class VideoReader:
+    """Decoded RGB frames with their times; notices a file that ends before its header says it should."""
+
+    def __init__(self, path: str | Path):
+        import cv2
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise VideoError(f"{self.path}: no such file")
+        if self.path.stat().st_size == 0:
+            raise VideoError(f"{self.path}: the file is empty")
+        self.cap = cv2.VideoCapture(str(self.path))
+        if not self.cap.isOpened():
+            raise VideoError(f"{self.path}: not a video OpenCV can read (unknown format, or a truncated or "
+                             f"corrupt file)")
+        self.cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # phone videos: apply the rotation tag
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else 30.0
+        count = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frames_expected = int(count) if math.isfinite(count) and count > 0 else 0
+        self.problem: str | None = None
+        self.first = self._read()
+        if self.first is None:
+            self.cap.release()
+            raise VideoError(f"{self.path}: no frame could be decoded (corrupt, truncated or not a video)")
+        self.height, self.width = self.first.shape[:2]
+
+    @property
+    def duration_s(self) -> float:
+        """The length the header announces (0 when unknown)."""
+        return self.frames_expected / self.fps
+
+    def _read(self) -> np.ndarray | None:
+        import cv2
+
+        ok, frame = self.cap.read()
+        if not ok or frame is None or frame.size == 0:
+            return None
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB)
+
+    def frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        """(index, time in seconds, RGB frame) to the end; sets ``problem`` when the file ends early."""
+        import cv2
+
+        frame, index, last_t = self.first, 0, -1.0
+        while frame is not None:
+            t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000  # the decoded frame's own timestamp (VFR-safe)
+            if not math.isfinite(t) or (index > 0 and t <= last_t):
+                t = max(index / self.fps, last_t + 1e-3)
+            yield index, t, frame
+            index, last_t = index + 1, t
+            frame = self._read()
+        if self.frames_expected and index + max(2, 0.02 * self.frames_expected) < self.frames_expected:
+            self.problem = (f"{self.path}: the video breaks off after frame {index} of the {self.frames_expected} "
+                            f"its header announces (truncated or corrupt file)")
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class VideoWriter:
+    """Annotated frames to MP4 (``mp4v``) or WebM (VP8, plays in browsers), chosen by the file's ending."""
+
+    CODECS = {".mp4": "mp4v", ".webm": "VP80", ".avi": "MJPG"}
+
+    def __init__(self, path: Path, fps: float, width: int, height: int):
+        import cv2
+
+        codec = self.CODECS.get(path.suffix.lower())
+        if codec is None:
+            raise VideoError(f"{path}: choose a video ending in {', '.join(self.CODECS)}")
+        self.size = (width, height)
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, self.size)
+        if not self.writer.isOpened():
+            raise VideoError(f"{path}: OpenCV cannot write {codec} video here")
+
+    def write(self, rgb: np.ndarray) -> None:
+        import cv2
+
+        if (rgb.shape[1], rgb.shape[0]) != self.size:  # the stream changed resolution: keep one size
+            rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        self.writer.release()
+
+
+def video_columns(classes: list[str]) -> list[str]:
+    from fer.table import face_columns
+
+    return [*KEY_COLUMNS, *face_columns(classes)]
+
+
+@dataclass
+class OutputPaths:
+    """Where one video's results go: ``DIR/<stem>.annotated.mp4``, ``.csv`` (``.partial.csv`` when the
+    video broke off), ``.face<ID>.png`` and ``.json``."""
+
+    out_dir: Path
+    stem: str
+    video_suffix: str = ".mp4"
+
+    @property
+    def video(self) -> Path:
+        return self.out_dir / f"{self.stem}.annotated{self.video_suffix}"
+
+    @property
+    def csv(self) -> Path:
+        return self.out_dir / f"{self.stem}.csv"
+
+    @property
+    def partial_csv(self) -> Path:
+        return self.out_dir / f"{self.stem}.partial.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.out_dir / f"{self.stem}.json"
+
+    def plot(self, face_id: int) -> Path:
+        return self.out_dir / f"{self.stem}.face{face_id}.png"
+
+    def existing(self) -> list[Path]:
+        return [p for p in (self.video, self.csv, self.partial_csv, self.summary) if p.exists()] + \
+            sorted(self.out_dir.glob(f"{self.stem}.face*.png"))
+
+
+def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths | None = None,
+                  overwrite: bool = False, show_progress: bool = False,
+                  check: Callable[[VideoReader], None] | None = None,
+                  max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
+    """Detect, track and classify the faces of every ``every``-th frame of ``path``; returns the report and
+    the rows (see :func:`video_columns`). With ``out``, the annotated video, CSV, plots and summary are
+    written as it goes. ``check(reader)`` may raise :class:`VideoError` to refuse a video before any work;
+    reading stops after ``max_frames`` (the report then says so). Raises :class:`VideoError` for a file
+    that cannot be read at all."""
+    if every < 1:
+        raise ValueError(f"every={every}: must be 1 or more")
+    if out and not overwrite and (clash := out.existing()):
+        raise VideoError(f"{clash[0]} already exists: choose another --out folder, or pass --overwrite")
+    reader = VideoReader(path)
+    try:
+        if check:
+            check(reader)
+        return _run(recognizer, reader, every, out, show_progress, max_frames)
+    finally:
+        reader.close()
+
+
+def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
+         show_progress: bool, max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
+    from fer.table import CsvTable
+    from fer.tracking import FaceTracker
+
+    report = VideoReport(str(reader.path), reader.width, reader.height, reader.fps, reader.frames_expected)
+    rows: list[dict] = []
+    writer = table = None
+    if out:
+        out.out_dir.mkdir(parents=True, exist_ok=True)
+        writer = VideoWriter(out.video, reader.fps, reader.width, reader.height)
+        table = CsvTable(out.partial_csv, video_columns(recognizer.classes))  # renamed when done
+    tracker, pending = FaceTracker(), []
+    start = time.perf_counter()
+    bar = _progress(reader, show_progress)
+    try:
+        for index, t, frame in reader.frames():
+            if max_frames is not None and index >= max_frames:
+                report.problem = f"{reader.path}: only the first {max_frames} frames were analysed (the limit)"
+                break
+            boxes = recognizer.detector.detect(frame) if index % every == 0 else None
+            pending.append((index, t, frame, boxes))
+            report.frames_read += 1
+            bar.update()
+            if sum(p[3] is not None for p in pending) >= BATCH_FRAMES or len(pending) >= MAX_PENDING_FRAMES:
+                _flush(recognizer, tracker, pending, rows, writer, table, report)
+        _flush(recognizer, tracker, pending, rows, writer, table, report)
+        report.problem = report.problem or reader.problem
+    except KeyboardInterrupt:
+        report.problem = f"{reader.path}: interrupted after frame {report.frames_read}"
+        raise
+    except Exception as e:  # results so far are kept, and marked partial, whatever went wrong
+        report.problem = f"{reader.path}: stopped after frame {report.frames_read} ({type(e).__name__}: {e})"
+        raise
+    finally:
+        bar.close()
+        report.complete = report.problem is None
+        report.seconds = time.perf_counter() - start
+        report.face_ids = sorted({r["face_id"] for r in rows})
+        if out:
+            _finish(out, writer, table, rows, report, recognizer.classes)
+    return report, rows
+
+
+def _progress(reader: VideoReader, show: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=reader.frames_expected or None, desc=reader.path.name, unit="frame", disable=not show,
+                dynamic_ncols=True)
+
+
+def _flush(recognizer, tracker, pending: list, rows: list[dict], writer, table, report: VideoReport) -> None:
+    """Classify the faces of the pending frames in one batch, then track, record and draw them in order."""
+    import numpy as np
+
+    from fer.detect import face_crop, to_grey
+    from fer.draw import draw_face
+    from fer.table import face_row
+
+    crops = []
+    for _, _, frame, boxes in pending:
+        if boxes:
+            grey = to_grey(frame)
+            crops += [face_crop(grey, b, recognizer.crop) for b in boxes]
+    probs = recognizer.predictor.predict_proba(crops)
+    classes, used, new_rows = recognizer.classes, 0, []
+    for index, t, frame, boxes in pending:
+        if boxes is not None:
+            frame_probs = probs[used:used + len(boxes)]
+            used += len(boxes)
+            report.frames_analysed += 1
+            for track in sorted(tracker.update(boxes, frame_probs), key=lambda tr: tr.id):
+                if track.detection is not None:
+                    raw = dict(zip(classes, map(float, frame_probs[track.detection])))
+                    new_rows.append({"frame": index, "time_s": round(t, 4), "face_id": track.id + 1,
+                                     **face_row(boxes[track.detection], raw)})
+        if writer:
+            annotated = frame.copy()
+            for track in tracker.live():
+                best = int(np.argmax(track.probs))
+                draw_face(annotated, track.box, classes[best], float(track.probs[best]), track.id + 1)
+            writer.write(annotated)
+    rows += new_rows
+    if table:
+        table.add(new_rows)
+    pending.clear()
+
+
+def _finish(out: OutputPaths, writer, table, rows: list[dict], report: VideoReport, classes) -> None:
+    """Close the video and CSV (renamed to its final name when complete), plot each face, write the summary."""
+    from fer.fileio import write_json_atomic
+
+    if writer:
+        writer.close()
+    report.outputs["video"] = str(out.video)
+    if table:
+        table.close()
+        final = out.csv if report.complete else out.partial_csv
+        os.replace(table.path, final)
+        report.outputs["csv"] = str(final)
+    plots = []
+    for face_id in report.face_ids:
+        face_rows = [r for r in rows if r["face_id"] == face_id]
+        if len(face_rows) >= MIN_PLOT_ROWS:
+            plots.append(str(plot_faces(face_rows, [face_id], classes, out.plot(face_id), out.stem)))
+    report.outputs["plots"] = plots
+    write_json_atomic(out.summary, report.as_dict())
+    report.outputs["summary"] = str(out.summary)
+
+
+def plot_faces(rows: list[dict], face_ids: list[int], classes, path: str | Path, title: str = "",
+               smooth_s: float = 0.5) -> Path:
+    """Each face's class probabilities over time (one panel per face; a ``smooth_s``-second rolling mean),
+    as a PNG."""
+    import numpy as np
+
+    from fer.draw import CLASS_COLOURS
+    from fer.plotting import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(len(face_ids), 1, figsize=(9, 2.6 * len(face_ids) + 0.6), squeeze=False, sharex=True)
+    for ax, face_id in zip(axes[:, 0], face_ids):
+        face_rows = [r for r in rows if r["face_id"] == face_id]
+        t = np.array([r["time_s"] for r in face_rows])
+        step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+        window = min(len(t), max(1, round(smooth_s / step)) if step > 0 else 1)
+        for c in classes:
+            p = np.array([float(r[c]) for r in face_rows])
+            kernel = np.ones(window)  # a centred mean over the samples that exist (no dip at the ends)
+            smooth = np.convolve(p, kernel, mode="same") / np.convolve(np.ones_like(p), kernel, mode="same")
+            ax.plot(t, smooth, label=c, color=np.array(CLASS_COLOURS.get(c, (90, 90, 90))) / 255 * 0.85, lw=1.6)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_title(f"face #{face_id}: {len(face_rows)} frames", fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def analyze_video_to_frame(recognizer, path: str | Path, every: int = 1, out_dir: str | Path | None = None,
+                           overwrite: bool = False):
+    """:func:`analyze_video` as a pandas DataFrame; ``df.attrs`` holds the report (``complete``, ``problem``...)."""
+    import pandas as pd
+
+    out = OutputPaths(Path(out_dir), Path(path).stem) if out_dir is not None else None
+    report, rows = analyze_video(recognizer, path, every, out, overwrite)
+    df = pd.DataFrame(rows, columns=video_columns(recognizer.classes))
+    df.attrs.update(report.as_dict())
+    return df
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from fer.cli import add_model_options, check_model_options
+
+    p = argparse.ArgumentParser(prog="python -m fer.video", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", type=Path, help="any video file OpenCV can read (MP4, MOV, AVI, WebM, MKV...)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the annotated video, CSV, plots, summary")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="analyse every N-th frame (the video keeps every frame, with the latest boxes)")
+    p.add_argument("--overwrite", action="store_true", help="replace this video's results already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(p)
+    args = p.parse_args(argv)
+    check_model_options(p, args)
+    if args.every < 1:
+        p.error(f"--every {args.every}: must be 1 or more")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
+    out = OutputPaths(args.out, args.video.stem)
+    try:
+        VideoReader(args.video).close()  # a file that cannot be read fails before the model loads
+    except VideoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from fer.cli import configure_logging, load_model
+    from fer.model_files import ModelLoadError
+
+    configure_logging()
+
+    try:
+        model = load_model(args)
+        report, _ = analyze_video(model.recognizer, args.video, args.every, out, args.overwrite,
+                                  show_progress=not args.quiet)
+    except (ModelLoadError, VideoError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: what was done so far is in {out.partial_csv} and {out.video}", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a message, not a traceback; the partial results are kept
+        print(f"error: {args.video}: {type(e).__name__}: {e}; what was done so far is in {out.partial_csv}",
+              file=sys.stderr)
+        return 1
+    print(f"{report.frames_read} frames ({report.width}×{report.height}, {report.frames_analysed} analysed) in "
+          f"{report.seconds:.1f} s = {report.processing_fps:.1f} frames/s; faces: "
+          f"{', '.join(f'#{i}' for i in report.face_ids) or 'none'}")
+    for name, where in report.outputs.items():
+        print(f"{name}: {', '.join(where) if isinstance(where, list) else where}")
+    if not report.complete:
+        print(f"warning: {report.problem}; the results cover the frames read", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
