@@ -31,7 +31,7 @@ from fer.cli import configure_logging  # noqa: E402
 from fer.detect import DETECTORS  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
-from fer.model_files import DEFAULT_MODEL, ModelLoadError, load_predictor  # noqa: E402
+from fer.model_files import DEFAULT_MODEL, ModelLoadError  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
 from fer.timeline import EmotionTimeline  # noqa: E402
 from fer.video import OutputPaths, VideoError, VideoReader, analyze_video, plot_faces  # noqa: E402
@@ -279,9 +279,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_recognizer(args: argparse.Namespace) -> FaceRecognizer:
     """The model named by ``--model`` (.pkl or .onnx, :func:`fer.model_files.load_predictor`) with the chosen
     detector, ready to answer (compiled now, not on the first visitor). Raises ModelLoadError."""
-    recognizer = FaceRecognizer.with_detector(load_predictor(args.model), args.detector, args.min_face, args.score)
-    recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])
-    return recognizer
+    return FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
 
 
 def main(argv: list[str] | None = None) -> int:

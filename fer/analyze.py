@@ -90,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from fer.cli import configure_logging, load_model, progress
+    from fer.api import load
+    from fer.cli import configure_logging, progress
 
     configure_logging()
     from fer.fileio import write_json_atomic
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no images found in {', '.join(args.paths)}", file=sys.stderr)
         return 2
     try:
-        model = load_model(args)
+        model = load(args.model, args.detector, args.min_face, args.score)
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,8 +14,6 @@ import numpy as np
 
 from fer.detect import DETECTORS
 from fer.images import ImageError, as_rgb_frame, load_image
-from fer.card import DEFAULT_MODEL
-from fer.model_files import load_predictor
 from fer.recognize import FaceRecognizer, FaceResult
 
 #: A face found in a photo: ``box`` (x, y, w, h, score, landmarks), ``label``, ``confidence``,
@@ -69,6 +67,7 @@ def read_image(image: np.ndarray | str | Path) -> np.ndarray:
 def load(model: str | Path | None = None, detector: str = DETECTORS[0], min_face: int = 0,
          score: float | None = None) -> Model:
     """The model at ``model`` (default: the shipped FER-2013 model) with the named face detector
-    (``"yunet"`` or ``"haar"``); faces under ``min_face`` pixels are ignored, ``score`` is YuNet's threshold."""
-    predictor = load_predictor(model or DEFAULT_MODEL)
-    return Model(FaceRecognizer.with_detector(predictor, detector, min_face, score))
+    (``"yunet"`` or ``"haar"``); faces under ``min_face`` pixels are ignored, ``score`` is YuNet's threshold.
+    The classifier is compiled here, so the first photo is as fast as the rest. Raises
+    :class:`fer.card.ModelLoadError` naming the file when it cannot be used."""
+    return Model(FaceRecognizer.load(model, detector, min_face, score))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 from fer.fileio import write_json_atomic
 
@@ -15,6 +16,10 @@ from fer.fileio import write_json_atomic
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The shipped default model.
 DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.pkl"
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, truncated or not a model; the message names the path."""
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -38,3 +43,12 @@ def write_card(model_path: str | Path, card: dict) -> Path:
 def timestamp() -> str:
     """Now, in UTC, as ISO 8601 (``2026-11-21T21:24:40Z``)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def describe_card(card: dict, classes: Sequence[str]) -> str:
+    """One line about a model for users: architecture, input size and accuracy from its card."""
+    if not card:
+        return f"{len(classes)} classes: {', '.join(classes)}"
+    acc = card.get("valid_accuracy")
+    return (f"{card.get('arch', '?')} at {card.get('input_size', '?')} px, "
+            + (f"{acc:.1%} accuracy on FER-2013 PublicTest (valid)" if acc else "accuracy unknown"))

@@ -48,19 +48,6 @@ def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) ->
         p.error(f"--min-face {args.min_face}: must be 0 or more")
 
 
-def load_model(args: argparse.Namespace):
-    """:func:`fer.api.load` with the options, compiled and ready (raises :class:`fer.model_files.ModelLoadError`
-    naming the file when it cannot be used)."""
-    silence_known_warnings()
-    import numpy as np
-
-    from fer.api import load
-
-    model = load(args.model, args.detector, args.min_face, args.score)
-    model.recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])  # compile now, not mid-run
-    return model
-
-
 def progress(iterable, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False):
     """A progress bar on stderr (tqdm)."""
     from tqdm.auto import tqdm

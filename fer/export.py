@@ -106,7 +106,7 @@ def export_onnx(learn, out: str | Path, card: dict) -> Path:
     """Write ``out`` (``.onnx``) for ``learn``, checked against ``learn.predict``, and add an ``onnx`` entry
     to the JSON card beside it. ``card`` is the learner's card (stored in the ONNX metadata)."""
     from fer.fileio import write_bytes_atomic, write_json_atomic
-    from fer.model_files import card_path
+    from fer.card import card_path
 
     out = Path(out)
     classes = [str(c) for c in learn.dls.vocab]

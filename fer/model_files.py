@@ -12,17 +12,20 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from fer.card import DEFAULT_MODEL, PROJECT_ROOT, card_path, load_card  # noqa: F401 - part of this module's interface
+from fer.card import (  # noqa: F401 - part of this module's interface
+    DEFAULT_MODEL,
+    PROJECT_ROOT,
+    ModelLoadError,
+    card_path,
+    describe_card,
+    load_card,
+)
 
 #: The shipped default model as ONNX (torch-free serving).
 DEFAULT_ONNX = DEFAULT_MODEL.with_suffix(".onnx")
 
 #: Suffix → what such a file is, for messages.
 MODEL_KINDS = {".pkl": "an exported fastai learner", ".onnx": "an ONNX model from `python -m fer.export`"}
-
-
-class ModelLoadError(RuntimeError):
-    """The model file is missing, truncated or not a model; the message names the path."""
 
 
 class Predictor(Protocol):
@@ -53,12 +56,3 @@ def load_predictor(path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> P
         return FacePredictor.load(path, backend)
     kinds = "; ".join(f"{s}: {what}" for s, what in MODEL_KINDS.items())
     raise ModelLoadError(f"model file {path}: unknown kind {path.suffix or '(no suffix)'!r} ({kinds})")
-
-
-def describe_card(card: dict, classes: Sequence[str]) -> str:
-    """One line about a model for users: architecture, input size and accuracy from its card."""
-    if not card:
-        return f"{len(classes)} classes: {', '.join(classes)}"
-    acc = card.get("valid_accuracy")
-    return (f"{card.get('arch', '?')} at {card.get('input_size', '?')} px, "
-            + (f"{acc:.1%} accuracy on FER-2013 PublicTest (valid)" if acc else "accuracy unknown"))

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from fer.faces import faces_array
-from fer.model_files import ModelLoadError, describe_card, load_card
+from fer.card import ModelLoadError, describe_card, load_card
 
 #: ONNX metadata keys written by :mod:`fer.export`.
 CLASSES_KEY, CARD_KEY = "fer.classes", "fer.card"

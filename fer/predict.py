@@ -16,8 +16,7 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
     from fastai.vision.all import TensorImageBW
     from fasttransform import Pipeline
 
-from fer.card import DEFAULT_MODEL, load_card
-from fer.model_files import ModelLoadError, describe_card
+from fer.card import DEFAULT_MODEL, ModelLoadError, describe_card, load_card
 from fer.preprocess import faces_to_batch, inference_module
 from fer.runtime import compile_for_inference
 

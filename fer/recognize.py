@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,18 @@ class FaceRecognizer:
         """A recognizer using the named detector (:data:`fer.detect.DETECTORS`) for photos and video."""
         return cls(predictor, make_detector(name, PHOTO_DETECT_WIDTH, min_face, score_threshold),
                    make_detector(name, VIDEO_DETECT_WIDTH, min_face, score_threshold), crop)
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, detector: str = "yunet", min_face: int = 0,
+             score_threshold: float | None = None) -> "FaceRecognizer":
+        """The model file at ``model`` (default: the shipped one; ``.pkl`` or ``.onnx``,
+        :func:`fer.model_files.load_predictor`) with the named detector, compiled now so the first face is as
+        fast as the rest. Raises :class:`fer.card.ModelLoadError` naming the file when it cannot be used."""
+        from fer.model_files import DEFAULT_MODEL, load_predictor
+
+        recognizer = cls.with_detector(load_predictor(model or DEFAULT_MODEL), detector, min_face, score_threshold)
+        recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])
+        return recognizer
 
     @property
     def detector_name(self) -> str:

@@ -401,14 +401,15 @@ def main(argv: list[str] | None = None) -> int:
     except VideoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from fer.cli import configure_logging, load_model
+    from fer.cli import configure_logging
+    from fer.recognize import FaceRecognizer
     from fer.model_files import ModelLoadError
 
     configure_logging()
 
     try:
-        model = load_model(args)
-        report, _ = analyze_video(model.recognizer, args.video, args.every, out, args.overwrite,
+        recognizer = FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
+        report, _ = analyze_video(recognizer, args.video, args.every, out, args.overwrite,
                                   show_progress=not args.quiet)
     except (ModelLoadError, VideoError) as e:
         print(f"error: {e}", file=sys.stderr)
