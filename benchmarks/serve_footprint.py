@@ -19,33 +19,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from apprunner import free_port  # noqa: E402
+from apprunner import free_port, wait_until_answering  # noqa: E402
 
 
 def memory_mb(pid: int) -> dict[str, float]:
     """Resident (VmRSS) and peak resident (VmHWM) memory of a process, in MB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {key: round(int(fields[key].split()[0]) / 1024, 1) for key in ("VmRSS", "VmHWM")}
-
-
-def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            if time.time() > deadline:
-                raise TimeoutError(f"no answer on {url} within {timeout} s")
-            time.sleep(0.1)
 
 
 def one_run(python: str, model: str, photo: Path, timeout: float = 300) -> dict:

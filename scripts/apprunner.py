@@ -41,6 +41,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float, log=None) -> None:
+    """Return once ``url`` answers; RuntimeError (with the end of ``log``) if the process exits first,
+    TimeoutError after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            tail = ""
+            if log is not None:
+                log.seek(0)
+                tail = ":\n" + log.read()[-3000:]
+            raise RuntimeError(f"app exited with {proc.returncode}{tail}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise TimeoutError(f"app did not answer on {url} within {timeout} s") from None
+            time.sleep(0.2)
+
+
 @contextmanager
 def running_app(model: Path, *extra: str, timeout: float = 180):
     """Yield ``(url, process, log)`` of the app serving ``model``; the log (a temporary file, removed
@@ -52,18 +72,7 @@ def running_app(model: Path, *extra: str, timeout: float = 180):
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.time() + timeout
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"app exited with {proc.returncode}:\n{log.read()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise TimeoutError(f"app did not answer on {url} within {timeout} s")
-                time.sleep(0.5)
+        wait_until_answering(url, proc, timeout, log)
         yield url, proc, log
     finally:
         proc.terminate()
