@@ -29,7 +29,7 @@ from fer.detect import CropSpec, face_crop, make_detector  # noqa: E402
 from fer.images import to_grey  # noqa: E402
 from fer.card import DEFAULT_MODEL  # noqa: E402
 from fer.predict import FacePredictor  # noqa: E402
-from fer.preprocess import to_face  # noqa: E402
+from fer.faces import to_face  # noqa: E402
 from fer.recognize import PHOTO_DETECT_WIDTH  # noqa: E402
 
 SIZE = (640, 480)

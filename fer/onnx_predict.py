@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fer.faces import faces_array
+from fer.faces import batched_probabilities
 from fer.card import ModelLoadError, describe_card, load_card
 
 #: ONNX metadata keys written by :mod:`fer.export`.
@@ -72,16 +72,7 @@ class OnnxFacePredictor:
 
     def predict_proba(self, faces: Sequence[np.ndarray], tta: bool = False, bs: int = 256) -> np.ndarray:
         """Class probabilities, shape (len(faces), n_classes); ``tta`` averages with the mirrored face."""
-        if len(faces) == 0:
-            return np.zeros((0, len(self.classes)), np.float32)
-        out = []
-        for i in range(0, len(faces), bs):
-            batch = faces_array(faces[i:i + bs])
-            probs = self._forward(batch)
-            if tta:
-                probs = (probs + self._forward(np.ascontiguousarray(batch[..., ::-1]))) / 2
-            out.append(probs)
-        return np.concatenate(out)
+        return batched_probabilities(faces, self._forward, len(self.classes), tta, bs)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         logits = self.session.run(None, {self.input_name: batch})[0]

@@ -17,7 +17,8 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
     from fasttransform import Pipeline
 
 from fer.card import DEFAULT_MODEL, ModelLoadError, describe_card, load_card
-from fer.preprocess import faces_to_batch, inference_module
+from fer.faces import batched_probabilities
+from fer.preprocess import inference_module
 from fer.runtime import compile_for_inference
 
 __all__ = ["DEFAULT_MODEL", "FacePredictor", "ModelLoadError", "load_learner_file"]
@@ -68,19 +69,11 @@ class FacePredictor:
     @torch.inference_mode()
     def predict_proba(self, faces: Sequence[np.ndarray], tta: bool = False, bs: int = 256) -> np.ndarray:
         """Class probabilities, shape (len(faces), n_classes); ``tta`` averages with the mirrored face."""
-        if len(faces) == 0:
-            return np.zeros((0, len(self.classes)), np.float32)
-        out = []
-        for i in range(0, len(faces), bs):
-            batch = faces_to_batch(faces[i:i + bs])
-            probs = self._forward(batch)
-            if tta:
-                probs = (probs + self._forward(batch.flip(-1))) / 2
-            out.append(probs)
-        return torch.cat(out).numpy()
+        return batched_probabilities(faces, self._forward, len(self.classes), tta, bs)
 
-    def _forward(self, batch) -> torch.Tensor:
-        return torch.softmax(self._inference_fn(batch)(batch.as_subclass(torch.Tensor)).float(), dim=1)
+    def _forward(self, faces: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(faces)
+        return torch.softmax(self._inference_fn(batch)(batch).float(), dim=1).numpy()
 
     def _inference_fn(self, batch):
         """uint8 faces → logits, compiled for CPU inference on first use (:mod:`fer.runtime`; ONNX Runtime

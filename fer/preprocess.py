@@ -4,14 +4,13 @@ A face is a grey 48×48 image (FER-2013's native form). Item level: any image �
 Batch level (fastai ``after_batch``): uint8 → float, augmentation in training only, bilinear
 resize to the model's input size, normalisation with the backbone's pretrained statistics.
 Inference runs the exported learner's own ``after_batch`` pipeline on a uint8 batch built by
-:func:`faces_to_batch`, so the two paths cannot drift apart; :func:`inference_module` turns that
+:func:`fer.faces.faces_array`, so the two paths cannot drift apart; :func:`inference_module` turns that
 pipeline into a torch module (read from the pipeline's own settings and checked against it) so it can
 be compiled together with the model.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,7 +29,6 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
         aug_transforms,
     )
 
-from fer.faces import faces_array, to_face  # noqa: F401 - to_face is part of this module's interface
 from fer.labels import FACE_SIZE
 
 #: Grey normalisation when a backbone has no pretrained statistics (trained from scratch).
@@ -60,11 +58,6 @@ def batch_tfms(size: int, stats: tuple[float, float], augment: bool = True) -> l
     else:
         spatial = [AffineCoordTfm(size=size)]
     return [*spatial, Normalize.from_stats([stats[0]], [stats[1]])]
-
-
-def faces_to_batch(faces: Sequence[np.ndarray]) -> TensorImageBW:
-    """Stack 48×48 grey faces into the uint8 ``(N, 1, 48, 48)`` batch the learner's pipeline expects."""
-    return TensorImageBW(torch.from_numpy(faces_array(faces)))
 
 
 class InferencePreprocess(torch.nn.Module):

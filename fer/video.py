@@ -170,24 +170,19 @@ class OutputPaths:
     stem: str
     video_suffix: str = ".mp4"
 
+    def _named(self, suffix: str) -> Path:
+        return self.out_dir / f"{self.stem}{suffix}"
+
     @property
     def video(self) -> Path:
-        return self.out_dir / f"{self.stem}.annotated{self.video_suffix}"
+        return self._named(f".annotated{self.video_suffix}")
 
-    @property
-    def csv(self) -> Path:
-        return self.out_dir / f"{self.stem}.csv"
-
-    @property
-    def partial_csv(self) -> Path:
-        return self.out_dir / f"{self.stem}.partial.csv"
-
-    @property
-    def summary(self) -> Path:
-        return self.out_dir / f"{self.stem}.json"
+    csv = property(lambda self: self._named(".csv"), doc="The per-frame table.")
+    partial_csv = property(lambda self: self._named(".partial.csv"), doc="The table of a video that broke off.")
+    summary = property(lambda self: self._named(".json"), doc="The run's summary.")
 
     def plot(self, face_id: int) -> Path:
-        return self.out_dir / f"{self.stem}.face{face_id}.png"
+        return self._named(f".face{face_id}.png")
 
     def existing(self) -> list[Path]:
         return [p for p in (self.video, self.csv, self.partial_csv, self.summary) if p.exists()] + \

@@ -22,7 +22,7 @@ def crops(astronaut) -> list[np.ndarray]:
 
 def test_finetune_writes_onnx_beside_pkl_equal_to_learn_predict(tiny_model, predictor, astronaut):
     from fer.onnx_predict import OnnxFacePredictor
-    from fer.preprocess import to_face
+    from fer.faces import to_face
 
     onnx_path = tiny_model.with_suffix(".onnx")
     card = json.loads(tiny_model.with_suffix(".json").read_text())

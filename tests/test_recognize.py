@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fer.detect import DETECTORS, Box, CropSpec, crop, face_crop, make_detector
-from fer.preprocess import to_face
+from fer.faces import to_face
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
 from fer.tracking import FaceTracker
 
