@@ -90,7 +90,7 @@ def by_detector(predictor, frame: np.ndarray, frames: int) -> dict[str, dict[str
         boxes = recognizer.video_detector.detect(frame)
         if len(boxes) != 1:
             raise RuntimeError(f"expected one face in the benchmark frame, {name} found {len(boxes)}")
-        every, between = VideoSession(full_detect_every=1), VideoSession(full_detect_every=5)
+        every, between = VideoSession(full_detect_every=1), VideoSession()  # the latter as the stream runs
         variants.update({
             (name, "detect_full_ms_median"): lambda r=recognizer: r.video_detector.detect(frame),
             (name, "detect_roi_ms_median"): lambda r=recognizer, s=between, b=boxes[0]: s.search_near(r, frame, b),
@@ -108,23 +108,23 @@ def run(model: str | Path, frames: int, backend: str = "auto", compare: bool = T
     import torch
 
     from fer.predict import FacePredictor
-    from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+    from fer.recognize import FaceRecognizer, VideoSession
 
     recognizer = FaceRecognizer.with_detector(FacePredictor.load(model, backend), detector)
     frame = astronaut_frame()
     box = recognizer.video_detector.detect(frame)[0]
     face = [frame[box.y:box.y + box.h, box.x:box.x + box.w]]
-    streaming = VideoSession()
     result = {
         "frame": "640x480 skimage astronaut, 1 face", "model": str(model), "frames": frames,
         "torch_threads": torch.get_num_threads(), "detector": detector,
         "classify_ms_per_face_median": median_ms(lambda: recognizer.predictor.predict_proba(face), frames),
         "backend": recognizer.predictor.backend_used,
-        "stream_full_detect_every": streaming.full_detect_every,
-        "frame_ms_median": median_ms(lambda: annotate_frame(recognizer, frame, streaming), frames),
+        "stream_full_detect_every": VideoSession.full_detect_every,
     }
-    result["fps_at_median"] = 1000 / result["frame_ms_median"]
     result["by_detector"] = by_detector(recognizer.predictor, frame, frames)
+    # the headline: the chosen detector's frame as the stream runs it, from the interleaved rounds above
+    result["frame_ms_median"] = result["by_detector"][detector]["frame_roi_between_ms_median"]
+    result["fps_at_median"] = 1000 / result["frame_ms_median"]
     if compare:
         result["classify_ms_per_face_median_by_backend"] = classify_by_backend(recognizer.predictor, face, frames)
     return result

@@ -116,7 +116,7 @@ class VideoSession:
     tracker: FaceTracker = field(default_factory=FaceTracker)
     full_detect_every: int = 5
     search_margin: float = 0.5
-    search_face_width: int = 64
+    search_face_width: int = 48
     frames: int = 0
     shape: tuple[int, int] | None = None
 
@@ -133,7 +133,7 @@ class VideoSession:
             return recognizer.video_detector.detect(frame)
         found: list[Box] = []
         for track in self.tracker.tracks:
-            for box in self.search_near(recognizer, frame, track.box):
+            for box in self.search_near(recognizer, frame, track.expected):
                 if all(box.iou(f) < 0.5 for f in found):
                     found.append(box)
         return found

@@ -1,6 +1,6 @@
-"""Keeping labels steady on video: match faces across frames by IoU and smooth each face's
-probabilities with an exponential moving average; a face unseen for a few frames is dropped, so a
-new face in its place starts fresh."""
+"""Keeping labels steady on video: match faces across frames by IoU with where each face is expected
+(its last detection moved on by its last motion) and smooth each face's probabilities with an exponential
+moving average; a face unseen for a few frames is dropped, so a new face in its place starts fresh."""
 
 from __future__ import annotations
 
@@ -16,10 +16,27 @@ from fer.detect import Box
 @dataclass
 class Track:
     id: int
-    box: Box
+    box: Box  # smoothed, for drawing
     probs: np.ndarray  # smoothed class probabilities
     misses: int = 0  # consecutive frames without a matching detection
     detection: int | None = None  # index of the box it matched in the latest update (None: missed)
+    last: Box | None = None  # the latest matched detection, as detected
+    motion: tuple[int, int] = (0, 0)  # its centre's move between the last two detections
+
+    def __post_init__(self):
+        self.last = self.last or self.box
+
+    @property
+    def expected(self) -> Box:
+        """Where the face should be now: its last detection moved on by its last motion (a face moving
+        half its width per frame still overlaps this, while the smoothed box lags behind)."""
+        return self.last.shift(*self.motion)
+
+    def follow(self, detection: Box) -> None:
+        """Take ``detection`` as this face's new position."""
+        (x0, y0), (x1, y1) = self.last.center, detection.center
+        self.motion, self.last = (round(x1 - x0), round(y1 - y0)), detection
+        self.box = _blend(self.box, detection, 0.6)
 
 
 @dataclass
@@ -36,8 +53,8 @@ class FaceTracker:
     def update(self, boxes: Sequence[Box], probs: np.ndarray) -> list[Track]:
         """Feed one frame's detections and their raw probabilities; returns the live tracks, left to right."""
         unmatched = set(range(len(boxes)))
-        pairs = sorted(((t.box.iou(b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
-                       reverse=True)
+        pairs = sorted(((t.expected.iou(b), ti, bi) for ti, t in enumerate(self.tracks)
+                        for bi, b in enumerate(boxes)), reverse=True)
         matched_tracks: set[int] = set()
         for iou, ti, bi in pairs:
             if iou < self.iou_threshold:
@@ -45,7 +62,7 @@ class FaceTracker:
             if ti in matched_tracks or bi not in unmatched:
                 continue
             track = self.tracks[ti]
-            track.box = _blend(track.box, boxes[bi], 0.6)
+            track.follow(boxes[bi])
             track.probs = self.alpha * probs[bi] + (1 - self.alpha) * track.probs
             track.misses, track.detection = 0, bi
             matched_tracks.add(ti)

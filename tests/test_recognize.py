@@ -189,6 +189,20 @@ def test_tracker_smooths_keeps_boxes_and_resets_lost_faces():
     assert t.id != first_id and np.argmax(t.probs) == 5 and t.probs[5] == 1  # a new face starts fresh
 
 
+@pytest.mark.parametrize("steps", [[20] * 11, [36] * 11, [30, 45, 60, 60, 60, 60, 60, 60]],
+                         ids=["quarter width", "under half width", "speeding up to 3/4 width"])
+def test_tracker_keeps_the_id_of_a_fast_moving_face(steps):
+    tracker, x = FaceTracker(), 50
+    ids = set()
+    for step in [0, *steps]:
+        x += step
+        tracks = tracker.update([Box(x, 100, 80, 80), Box(1200, 300, 80, 80)], np.array([one_hot(3), one_hot(1)]))
+        ids |= {t.id for t in tracks}
+    assert len(ids) == 2  # the moving face and the still one, one id each throughout
+    moving = min(tracker.tracks, key=lambda t: t.box.x)
+    assert moving.box.x > x - 2 * steps[-1]  # the drawn box keeps up with the face
+
+
 def test_stream_over_a_frame_sequence(predictor, astronaut):
     recognizer = FaceRecognizer(predictor)
     frame = cv2.resize(astronaut, (640, 640))[80:560]  # 640×480
