@@ -27,8 +27,7 @@ import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer.cli import configure_logging  # noqa: E402
-from fer.detect import DETECTORS  # noqa: E402
+from fer.cli import add_detector_options, check_model_options, configure_logging  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
 from fer.model_files import DEFAULT_MODEL, ModelLoadError  # noqa: E402
@@ -264,15 +263,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a temporary public link")
-    p.add_argument("--detector", default=DETECTORS[0], choices=DETECTORS,
-                   help="face detector: YuNet (DNN, default) or OpenCV's Haar cascade")
-    p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than this (pixels)")
-    p.add_argument("--score", type=float, metavar="S", help="YuNet's score threshold in (0, 1) (default 0.6)")
+    add_detector_options(p)
     args = p.parse_args(argv)
-    if args.score is not None and not 0 < args.score < 1:
-        p.error(f"--score {args.score}: must be between 0 and 1")
-    if args.min_face < 0:
-        p.error(f"--min-face {args.min_face}: must be 0 or more")
+    check_model_options(p, args)
     return args
 
 

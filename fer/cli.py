@@ -31,10 +31,15 @@ DEFAULT_MODEL_HELP = ("exported learner (.pkl; default: the shipped model; loadi
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model, --detector, --min-face, --score (checked by :func:`check_model_options`)."""
+    """--model and the detector options (checked by :func:`check_model_options`)."""
+    p.add_argument("--model", help=DEFAULT_MODEL_HELP)
+    add_detector_options(p)
+
+
+def add_detector_options(p: argparse.ArgumentParser) -> None:
+    """--detector, --min-face, --score (checked by :func:`check_model_options`)."""
     from fer.detect import DETECTORS
 
-    p.add_argument("--model", help=DEFAULT_MODEL_HELP)
     p.add_argument("--detector", default=DETECTORS[0], choices=DETECTORS,
                    help="face detector: YuNet (DNN, default) or OpenCV's Haar cascade")
     p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than this (pixels)")
@@ -49,7 +54,7 @@ def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def progress(iterable, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False):
-    """A progress bar on stderr (tqdm)."""
+    """A progress bar on stderr (tqdm); with ``iterable=None``, one to advance by hand (``bar.update()``)."""
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True)

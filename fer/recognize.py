@@ -10,8 +10,9 @@ import numpy as np
 from fer.detect import LANDMARK_NAMES, Box, CropSpec, FaceDetector, face_crop, make_detector
 from fer.draw import draw_face, draw_message
 from fer.images import as_rgb_frame, resize_to_width, to_grey
+from fer.labels import FACE_SIZE
 from fer.model_files import Predictor
-from fer.tracking import FaceTracker
+from fer.tracking import FaceTracker, Track
 
 #: Photos are searched at up to this width (small faces in group shots), video frames at the smaller one (speed).
 PHOTO_DETECT_WIDTH, VIDEO_DETECT_WIDTH = 640, 320
@@ -71,7 +72,7 @@ class FaceRecognizer:
         from fer.model_files import DEFAULT_MODEL, load_predictor
 
         recognizer = cls.with_detector(load_predictor(model or DEFAULT_MODEL), detector, min_face, score_threshold)
-        recognizer.predictor.predict_proba([np.zeros((48, 48), np.uint8)])
+        recognizer.predictor.predict_proba([np.zeros((FACE_SIZE, FACE_SIZE), np.uint8)])
         return recognizer
 
     @property
@@ -82,10 +83,14 @@ class FaceRecognizer:
     def classes(self) -> list[str]:
         return self.predictor.classes
 
+    def crops(self, image: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:
+        """The classifier's view of every box: grey crops cut as :attr:`crop` says."""
+        grey = to_grey(image) if boxes else image
+        return [face_crop(grey, b, self.crop) for b in boxes]
+
     def classify(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         """Probabilities for every box, one forward pass for all faces."""
-        grey = to_grey(image)
-        return self.predictor.predict_proba([face_crop(grey, b, self.crop) for b in boxes])
+        return self.predictor.predict_proba(self.crops(image, boxes))
 
     def analyze(self, image: np.ndarray) -> list[FaceResult]:
         boxes = self.detector.detect(image)  # left to right
@@ -138,12 +143,19 @@ class VideoSession:
                     found.append(box)
         return found
 
-    def search_near(self, recognizer: FaceRecognizer, frame: np.ndarray, last: Box) -> list[Box]:
-        """Faces in the region around ``last`` (a tracked face's box), searched at reduced scale."""
-        region = last.expand(self.search_margin).clip(frame.shape[1], frame.shape[0])
+    def search_near(self, recognizer: FaceRecognizer, frame: np.ndarray, around: Box) -> list[Box]:
+        """Faces in the region around ``around`` (where a tracked face is expected), searched at reduced scale."""
+        region = around.expand(self.search_margin).clip(frame.shape[1], frame.shape[0])
         roi = frame[region.y:region.y + region.h, region.x:region.x + region.w]
-        small, factor = resize_to_width(roi, round(roi.shape[1] * self.search_face_width / max(last.w, 1)))
+        small, factor = resize_to_width(roi, round(roi.shape[1] * self.search_face_width / max(around.w, 1)))
         return [b.scale(1 / factor).shift(region.x, region.y) for b in recognizer.video_detector.detect(small)]
+
+
+def draw_tracks(image: np.ndarray, tracks: list[Track], classes: list[str], ids: bool = False) -> None:
+    """Each tracked face's smoothed box and label (with its id when ``ids``), in place."""
+    for track in tracks:
+        best = int(np.argmax(track.probs))
+        draw_face(image, track.box, classes[best], float(track.probs[best]), track.id + 1 if ids else None)
 
 
 def annotate_frame(recognizer: FaceRecognizer, frame: np.ndarray | None,
@@ -157,9 +169,7 @@ def annotate_frame(recognizer: FaceRecognizer, frame: np.ndarray | None,
     probs = recognizer.classify(rgb, boxes) if boxes else np.zeros((0, len(recognizer.classes)))
     tracks = session.tracker.update(boxes, probs)
     out = rgb.copy()
-    for track in tracks:
-        best = int(np.argmax(track.probs))
-        draw_face(out, track.box, recognizer.classes[best], float(track.probs[best]))
+    draw_tracks(out, tracks, recognizer.classes)
     if not tracks:
         return out, None
     main = max(tracks, key=lambda t: t.box.area)

@@ -213,6 +213,7 @@ def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths
 
 def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
          show_progress: bool, max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
+    from fer.cli import progress
     from fer.table import CsvTable
     from fer.tracking import FaceTracker
 
@@ -225,7 +226,7 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
         table = CsvTable(out.partial_csv, video_columns(recognizer.classes))  # renamed when done
     tracker, pending = FaceTracker(), []
     start = time.perf_counter()
-    bar = _progress(reader, show_progress)
+    bar = progress(None, reader.frames_expected or None, reader.path.name, "frame", disable=not show_progress)
     try:
         for index, t, frame in reader.frames():
             if max_frames is not None and index >= max_frames:
@@ -255,26 +256,12 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
     return report, rows
 
 
-def _progress(reader: VideoReader, show: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=reader.frames_expected or None, desc=reader.path.name, unit="frame", disable=not show,
-                dynamic_ncols=True)
-
-
 def _flush(recognizer, tracker, pending: list, rows: list[dict], writer, table, report: VideoReport) -> None:
     """Classify the faces of the pending frames in one batch, then track, record and draw them in order."""
-    import numpy as np
-
-    from fer.detect import face_crop, to_grey
-    from fer.draw import draw_face
+    from fer.recognize import draw_tracks
     from fer.table import face_row
 
-    crops = []
-    for _, _, frame, boxes in pending:
-        if boxes:
-            grey = to_grey(frame)
-            crops += [face_crop(grey, b, recognizer.crop) for b in boxes]
+    crops = [crop for _, _, frame, boxes in pending if boxes for crop in recognizer.crops(frame, boxes)]
     probs = recognizer.predictor.predict_proba(crops)
     classes, used, new_rows = recognizer.classes, 0, []
     for index, t, frame, boxes in pending:
@@ -289,9 +276,7 @@ def _flush(recognizer, tracker, pending: list, rows: list[dict], writer, table, 
                                      **face_row(boxes[track.detection], raw)})
         if writer:
             annotated = frame.copy()
-            for track in tracker.live():
-                best = int(np.argmax(track.probs))
-                draw_face(annotated, track.box, classes[best], float(track.probs[best]), track.id + 1)
+            draw_tracks(annotated, tracker.live(), classes, ids=True)
             writer.write(annotated)
     rows += new_rows
     if table:
