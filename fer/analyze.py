@@ -32,12 +32,12 @@ class FileResult:
 
 def image_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileResult]]:
     """Files given directly, plus the images under folders (recursively, sorted); missing paths as errors."""
-    from fer.images import IMAGE_SUFFIXES
+    from fer.images import images_under
 
     files, missing = [], []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files += images_under(path)
         elif path.is_file():
             files.append(path)
         else:

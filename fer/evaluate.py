@@ -26,7 +26,7 @@ import numpy as np
 from fer.card import DEFAULT_MODEL
 from fer.cli import configure_logging
 from fer.fileio import write_json_atomic
-from fer.images import IMAGE_SUFFIXES
+from fer.images import images_under
 from fer.model_files import ModelLoadError, Predictor, load_predictor
 
 
@@ -68,7 +68,7 @@ def load_folder(folder: Path, classes: Sequence[str], detector=None) -> Labelled
 
     if (folder / "train").is_dir() and (folder / "test").is_dir():
         raise ValueError(f"{folder} holds whole splits; pass one of them, e.g. {folder / 'test'}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = images_under(folder)
     faces, labels, skipped = [], [], []
     for path in files:
         label = label_from_path(path, classes)

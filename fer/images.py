@@ -18,6 +18,11 @@ MIN_SIDE = 16
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
+def images_under(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (recursively, by :data:`IMAGE_SUFFIXES`), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 class ImageError(ValueError):
     """An input image cannot be used; the message says what is wrong with it."""
 
