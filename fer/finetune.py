@@ -37,12 +37,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-from", help="start from an exported learner's weights (same arch and classes; "
                                        "a second stage, e.g. at a larger --size)")
     p.add_argument("--teacher", action="append", default=[],
-                   help="distil from this exported learner (repeat for an ensemble): its flip-TTA probabilities "
-                        "on the training images become soft labels")
+                   help="distil from this exported learner (repeat for an ensemble): it sees each augmented "
+                        "training batch too and its probabilities become soft labels; a teacher trained with "
+                        "--fold K/N labels only fold K (cross-fitting)")
     p.add_argument("--distill-weight", type=float,
                    help=f"with --teacher: weight of the soft-label loss, in (0, 1] (default {DEFAULT_DISTILL_WEIGHT}; the rest is the "
                         "hard-label loss)")
-    p.add_argument("--no-augment", action="store_true", help="turn off flip/rotate/zoom/warp/lighting")
+    aug = p.add_argument_group("augmentation (on the GPU/CPU per batch, training only)")
+    aug.add_argument("--augment", default=d.augment, metavar="PRESET",
+                     help="default: flip, rotate 15°, zoom 1–1.15, warp, brightness/contrast (the first shipped "
+                          "recipe); strong: also scale 0.85–1.2, shift 8%%, rotate 20°, gamma, blur, JPEG "
+                          "artefacts, random erasing; none: resize only")
+    aug.add_argument("--aug", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one setting of the preset (repeatable): flip=true|false, rotate=DEG, "
+                          "scale=MIN,MAX, translate=FRACTION, warp, p_affine, lighting, gamma=MAX_LOG_GAMMA, "
+                          "blur=P, jpeg=P, erasing=P (fer.preprocess.Augment)")
+    aug.add_argument("--no-augment", action="store_true", help="same as --augment none")
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help="validate, checkpoint and export an exponential moving average of the weights with this "
+                        "decay per step (e.g. 0.999; 0: off)")
+    p.add_argument("--class-weight", type=float, default=d.class_weight, metavar="POWER",
+                   help="weigh each class's loss by (its training faces)^-POWER: 0.5 inverse square root, 1 inverse "
+                        "frequency (default 0: off)")
+    p.add_argument("--fold", metavar="K/N",
+                   help="hold out fold K of N of the training faces (by FER-2013 row): a cross-fitted teacher, "
+                        "which then labels only that fold when distilling")
+    p.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes (0: load in the "
+                                                                 "main process, fastest on a 2-core CPU)")
     p.add_argument("--class-order", choices=CLASS_ORDERS,
                    help="order of the model's classes: FER-2013's label order (default) or alphabetical (as the "
                         "shipped model); a run with --init-from keeps its source's order")
@@ -62,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainingConfig(**vars(args), command=command)
     try:
         config.check()
-        learn, stats = set_up(config)
+        learn, stats, cbs = set_up(config)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from fer.export import ExportError
 
     try:
-        train(config, learn, stats)
+        train(config, learn, stats, cbs)
     except ExportError as e:
         print(f"error: {e} (the learner and its card are written)", file=sys.stderr)
         return 2

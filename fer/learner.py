@@ -6,7 +6,7 @@ import json
 import logging
 import platform
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -76,9 +76,14 @@ def split_files(path: Path, *splits: str) -> list[Path]:
     return get_image_files(path, folders=list(splits))
 
 
-def train_valid_files(path: Path) -> list[Path]:
-    """Images under ``path/train`` and ``path/valid`` only (test stays untouched)."""
-    return split_files(path, "train", "valid")
+def train_valid_files(path: Path, hold_out: tuple[int, int] | None = None) -> list[Path]:
+    """Images under ``path/train`` and ``path/valid`` only (test stays untouched); ``hold_out=(K, N)`` leaves
+    out the training images of fold K of N (:func:`fer.distill.fold_of`)."""
+    files = split_files(path, "train", "valid")
+    if hold_out is None:
+        return files
+    k, n = hold_out
+    return [f for f in files if f.parent.parent.name != "train" or distill.fold_of(f, n) != k]
 
 
 def require_splits(data_dir: Path, *splits: str) -> None:
@@ -100,39 +105,52 @@ def folder_classes(folder: Path, order: str = "labels") -> list[str]:
 
 
 def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float], bs: int = 64,
-                     augment: bool = True, num_workers: int = 0, vocab: list[str] | None = None,
-                     soft_labels: Callable[[Path], torch.Tensor] | None = None,
-                     class_order: str = "labels") -> DataLoaders:
+                     augment: preprocess.Augment | bool = True, num_workers: int = 0, vocab: list[str] | None = None,
+                     class_order: str = "labels", hold_out: tuple[int, int] | None = None,
+                     fold_ids: int | None = None) -> DataLoaders:
     """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces; classes in
     ``class_order`` (:func:`folder_classes`) unless ``vocab`` gives them (a second stage keeps its first
-    stage's order). ``soft_labels`` (a
-    :class:`fer.distill.SoftLabel`) adds a second target, the teacher's probabilities, for distillation."""
+    stage's order). ``hold_out=(K, N)`` trains without fold K of N. ``fold_ids=N`` adds a second target,
+    each image's fold of N (:class:`fer.distill.FoldId`), for cross-fitted distillation."""
     data_dir = Path(data_dir)
     require_splits(data_dir, "train", "valid")
     label_block = CategoryBlock(vocab=vocab or folder_classes(data_dir / "train", class_order), sort=False)
-    extra = (TransformBlock(),) if soft_labels else ()
+    extra = (TransformBlock(),) if fold_ids else ()
     block = DataBlock(
         blocks=(ImageBlock(cls=PILImageBW), label_block, *extra),
         n_inp=1,
-        get_items=train_valid_files,
+        get_items=partial(train_valid_files, hold_out=hold_out),
         splitter=GrandparentSplitter(train_name="train", valid_name="valid"),
-        get_y=[parent_label, soft_labels] if soft_labels else parent_label,
+        get_y=[parent_label, distill.FoldId(fold_ids)] if fold_ids else parent_label,
         item_tfms=preprocess.item_tfms(),
         batch_tfms=preprocess.batch_tfms(size, stats, augment),
     )
     return block.dataloaders(data_dir, bs=bs, num_workers=num_workers)
 
 
+def class_weights(dls: DataLoaders, power: float) -> torch.Tensor:
+    """Loss weights ∝ (training faces of the class)^−``power`` (0.5: inverse square root), scaled so that the
+    average training face weighs 1."""
+    names = [Path(f).parent.name for f in dls.train_ds.items]
+    counts = torch.tensor([max(names.count(c), 1) for c in dls.vocab], dtype=torch.float32)
+    weights = counts ** -power
+    return weights * counts.sum() / (weights * counts).sum()
+
+
 # --------------------------------------------------------------------------- learner
 
 def build_learner(dls: DataLoaders, arch: str, pretrained: bool = True, weights: str | Path | None = None,
-                  label_smoothing: float = 0.1, path: str | Path = ".", distill_weight: float = 0.0) -> Learner:
+                  label_smoothing: float = 0.1, path: str | Path = ".", distill_weight: float = 0.0,
+                  class_weight: float = 0.0) -> Learner:
     """``vision_learner`` on a timm architecture with a one-channel (grey) stem.
 
     Normalisation is already in ``dls`` (from :mod:`fer.preprocess`), so fastai's own is off.
-    ``distill_weight`` > 0 (with soft-label ``dls``) mixes in the teacher's soft labels (:mod:`fer.distill`).
+    ``distill_weight`` > 0 (with fold-id ``dls``) mixes in the teachers' soft labels (:mod:`fer.distill`).
+    ``class_weight`` > 0 weighs the hard-label loss by :func:`class_weights` (rare classes count more).
     """
-    loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat()
+    weight = class_weights(dls, class_weight).to(dls.device) if class_weight else None
+    loss = (LabelSmoothingCrossEntropyFlat(weight=weight, eps=label_smoothing) if label_smoothing
+            else CrossEntropyLossFlat(weight=weight))
     metric = accuracy
     if distill_weight:
         loss, metric = distill.DistillationLoss(loss, distill_weight), distill.accuracy
@@ -142,6 +160,47 @@ def build_learner(dls: DataLoaders, arch: str, pretrained: bool = True, weights:
     # fastai's ChannelsLast callback converts the model when fitting starts
     learn.to_channelslast(use_amp=False)
     return learn
+
+
+class WeightAverage(Callback):
+    """An exponential moving average of the weights (``decay`` per step, warmed up as in timm's ModelEma),
+    validated and checkpointed in place of the live weights: the average goes into the model before each
+    validation (so ``best.pth`` and the export hold it) and the live weights come back before training
+    resumes. A ``--resume``d run continues from the saved average."""
+
+    order = Recorder.order - 1  # before TrainingCheckpoints saves the epoch
+
+    def __init__(self, decay: float = 0.999):
+        self.decay, self.live = decay, None
+
+    def before_fit(self):
+        self.shadow = [v.detach().clone() for v in self.learn.model.state_dict().values()]
+        self.steps = 0
+
+    def after_step(self):
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for avg, v in zip(self.shadow, self.learn.model.state_dict().values()):
+                if v.dtype.is_floating_point:
+                    avg.lerp_(v.detach(), 1 - decay)
+                else:
+                    avg.copy_(v)
+
+    def before_validate(self):
+        state = self.learn.model.state_dict()
+        self.live = [v.detach().clone() for v in state.values()]
+        self._load(self.shadow)
+
+    def before_train(self):
+        if self.live is not None:
+            self._load(self.live)
+            self.live = None
+
+    def _load(self, values: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for v, new in zip(self.learn.model.state_dict().values(), values):
+                v.copy_(new)
 
 
 class TrainingCheckpoints(Callback):
@@ -230,14 +289,15 @@ def init_from_export(learn: Learner, source: Learner, name: str = "--init-from")
 
 def fine_tune_resumable(learn: Learner, epochs: int, lr: float, freeze_epochs: int, ckpt_dir: str | Path,
                         resume: bool = False, lr_mult: float = 5.0, mixup: float = 0.0,
-                        monitor: str = "accuracy") -> None:
+                        monitor: str = "accuracy", ema: float = 0.0, cbs: list | None = None) -> None:
     """fastai's ``fine_tune`` schedule (one-cycle on the frozen head, then all layers at lr/2 with the
     backbone at lr/2/lr_mult), checkpointed every epoch so ``resume`` continues a killed run.
 
     fastai's default ``lr_mult=100`` leaves an ImageNet backbone nearly frozen (~3e-5); grey 48-px faces
     are far from ImageNet, and a first run with it reached only 45% valid after 3 epochs.
-    ``mixup`` > 0 adds fastai's ``MixUp(alpha)`` callback to the unfrozen phase. ``monitor`` (a metric or
-    loss name) picks the best epoch. The model ends with the last epoch's weights (:func:`load_best_weights`)."""
+    ``mixup`` > 0 adds fastai's ``MixUp(alpha)`` callback and ``ema`` > 0 a :class:`WeightAverage` to the
+    unfrozen phase; ``cbs`` go to both phases. ``monitor`` (a metric or loss name) picks the best epoch.
+    The model ends with the last epoch's weights (:func:`load_best_weights`)."""
     ckpt_dir = Path(ckpt_dir)
     state = read_state(ckpt_dir) if resume else {}
     if resume and not state:
@@ -261,8 +321,11 @@ def fine_tune_resumable(learn: Learner, epochs: int, lr: float, freeze_epochs: i
             load_model(ckpt_dir / "last.pth", learn.model, learn.opt, with_opt=True, device=learn.dls.device)
             logger.info(f"resuming the {phase} phase at epoch {start + 1}/{n_epochs} (best {monitor} so far {best:.4f})")
         cb = TrainingCheckpoints(ckpt_dir, phase, start, best, monitor)
-        cbs = [cb, MixUp(mixup)] if mixup and phase == "unfrozen" else [cb]
-        learn.fit_one_cycle(n_epochs, lrs, start_epoch=start, cbs=cbs, **kwargs)
+        phase_cbs = [cb, *(cbs or [])]
+        if phase == "unfrozen":
+            phase_cbs += [MixUp(mixup)] if mixup else []
+            phase_cbs += [WeightAverage(ema)] if ema else []
+        learn.fit_one_cycle(n_epochs, lrs, start_epoch=start, cbs=phase_cbs, **kwargs)
         best = cb.best
 
 

@@ -11,6 +11,9 @@ be compiled together with the model.
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -23,11 +26,14 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
         AffineCoordTfm,
         IntToFloatTensor,
         Normalize,
+        RandTransform,
         Resize,
         ResizeMethod,
+        TensorImage,
         TensorImageBW,
         aug_transforms,
     )
+    from fastai.vision.augment import affine_mat
 
 from fer.labels import FACE_SIZE
 
@@ -51,12 +57,196 @@ def item_tfms() -> list:
     return [Resize(FACE_SIZE, method=ResizeMethod.Squish)]
 
 
-def batch_tfms(size: int, stats: tuple[float, float], augment: bool = True) -> list:
-    """Per-batch transforms: augmentation (training only), resize to ``size``, normalise."""
-    if augment:
-        spatial = aug_transforms(size=size, max_rotate=15.0, max_zoom=1.15, max_warp=0.15, max_lighting=0.3)
-    else:
-        spatial = [AffineCoordTfm(size=size)]
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation, applied per batch on the device (fastai ``batch_tfms``; never at inference).
+
+    The defaults are the shipped model's first recipe (flip, rotate, zoom in, warp, brightness/contrast);
+    :data:`AUGMENT_PRESETS` names stronger ones. Sizes are fractions of the face, angles degrees.
+    """
+
+    flip: bool = True
+    rotate: float = 15.0  #: largest rotation, either way
+    scale: tuple[float, float] = (1.0, 1.15)  #: zoom range: above 1 crops in, below 1 shows more around the face
+    translate: float = 0.0  #: largest shift, as a fraction of the face's width, in x and y
+    warp: float = 0.15  #: perspective warp (fastai's max_warp)
+    p_affine: float = 0.75  #: probability of each geometric change
+    lighting: float = 0.3  #: brightness and contrast (fastai's max_lighting)
+    gamma: float = 0.0  #: largest |log gamma|: 0.3 → gamma in [0.74, 1.35]
+    blur: float = 0.0  #: probability of a Gaussian blur (sigma 0.4–1.2 px at 48 px)
+    jpeg: float = 0.0  #: probability of JPEG compression artefacts (8×8 DCT quantisation, quality 15–75)
+    erasing: float = 0.0  #: probability of erasing a random rectangle (2–20% of the face) with noise
+
+    def __post_init__(self):
+        lo, hi = self.scale
+        if not 0 < lo <= hi:
+            raise ValueError(f"augment scale {self.scale}: need 0 < min <= max")
+        for name in ("rotate", "translate", "warp", "lighting", "gamma"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment {name} {getattr(self, name)}: must be >= 0")
+        for name in ("p_affine", "blur", "jpeg", "erasing"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"augment {name} {getattr(self, name)}: a probability, in [0, 1]")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "scale": list(self.scale)}
+
+
+#: Named augmentation recipes (``python -m fer.finetune --augment NAME``); ``none`` only resizes.
+AUGMENT_PRESETS = {
+    "default": Augment(),
+    # detector crops vary in framing, webcams in exposure and sharpness
+    "strong": Augment(rotate=20.0, scale=(0.85, 1.2), translate=0.08, gamma=0.3, blur=0.2, jpeg=0.2, erasing=0.25),
+}
+
+
+def translate_mat(x: torch.Tensor, max_shift: float = 0.1, p: float = 0.5) -> torch.Tensor:
+    """Random per-image shifts of at most ``max_shift`` of the width/height (fastai affine-matrix convention)."""
+    n = x.size(0)
+    shift = x.new_empty(2, n).uniform_(-2 * max_shift, 2 * max_shift)  # grid coordinates span [-1, 1]
+    shift *= (x.new_empty(n).uniform_() < p).float()
+    one, zero = x.new_ones(n), x.new_zeros(n)
+    return affine_mat(one, zero, shift[0], zero, one, shift[1])
+
+
+def _per_image(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A (N, 1, 1, 1) boolean mask: which images of the batch get a change made with probability ``p``."""
+    return (torch.rand(x.size(0), 1, 1, 1, device=x.device) < p)
+
+
+class RandomGamma(RandTransform):
+    """Gamma curve per image, ``x ** exp(u)``, u uniform in ±``max_log_gamma`` (on [0, 1] pixels)."""
+
+    order = 45  # after fastai's brightness/contrast, before Normalize
+
+    def __init__(self, max_log_gamma: float = 0.3, p: float = 0.75):
+        super().__init__()
+        self.max_log_gamma, self.p_image = max_log_gamma, p
+
+    def encodes(self, x: TensorImage):
+        g = torch.empty(x.size(0), 1, 1, 1, device=x.device).uniform_(-self.max_log_gamma, self.max_log_gamma)
+        g = torch.where(_per_image(x, self.p_image), g, torch.zeros_like(g))
+        return x.clamp(1e-6, 1) ** g.exp()
+
+
+class RandomBlur(RandTransform):
+    """Gaussian blur on a random share ``p`` of the images, sigma uniform in ``sigma`` (pixels of the 48-px face)."""
+
+    order = 20  # on the 48-px face, before the resize to the model's input size
+
+    def __init__(self, p: float = 0.2, sigma: tuple[float, float] = (0.4, 1.2)):
+        super().__init__()
+        self.p_image, self.sigma = p, sigma
+
+    def encodes(self, x: TensorImage):
+        n, c, h, w = x.shape
+        radius = math.ceil(2 * self.sigma[1])
+        offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+        sigma = torch.empty(n, 1, device=x.device, dtype=x.dtype).uniform_(*self.sigma)
+        kernel = torch.exp(-offsets ** 2 / (2 * sigma ** 2))
+        kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c, k)
+        flat = F.pad(x.reshape(1, n * c, h, w), (radius,) * 4, mode="reflect")
+        flat = F.conv2d(flat, kernel[:, None, None, :], groups=n * c)
+        flat = F.conv2d(flat, kernel[:, None, :, None], groups=n * c)
+        return torch.where(_per_image(x, self.p_image), flat.reshape(n, c, h, w), x)
+
+
+#: JPEG's luminance quantisation table (ITU-T T.81, Annex K).
+JPEG_LUMA = torch.tensor([
+    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55], [14, 13, 16, 24, 40, 57, 69, 56],
+    [14, 17, 22, 29, 51, 87, 80, 62], [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
+    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=torch.float32)
+
+
+def dct_matrix(n: int = 8) -> torch.Tensor:
+    """The orthonormal DCT-II matrix: ``D @ block @ D.T`` is a block's 2-D DCT."""
+    k, i = torch.arange(n).float()[:, None], torch.arange(n).float()[None]
+    d = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2 / n)
+    d[0] /= math.sqrt(2)
+    return d
+
+
+def jpeg_quantise(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """What JPEG's lossy step does to grey images ``x`` (N, 1, H, W) in [0, 1], H and W multiples of 8: the 8×8
+    DCT coefficients rounded to the luminance table scaled for each image's ``quality`` (N,) in 1–100."""
+    n, c, h, w = x.shape
+    d = dct_matrix().to(x)
+    scale = torch.where(quality < 50, 5000 / quality, 200 - 2 * quality)  # libjpeg's quality scaling
+    q = ((JPEG_LUMA.to(x)[None] * scale[:, None, None] + 50) / 100).floor().clamp(min=1)  # (N, 8, 8)
+    blocks = (x * 255 - 128).reshape(n, c, h // 8, 8, w // 8, 8).transpose(3, 4)  # (N, C, H/8, W/8, 8, 8)
+    q = q[:, None, None, None]
+    coeffs = d @ blocks @ d.T
+    blocks = d.T @ (torch.round(coeffs / q) * q) @ d
+    return ((blocks.transpose(3, 4).reshape(n, c, h, w) + 128) / 255).clamp(0, 1)
+
+
+class RandomJpeg(RandTransform):
+    """JPEG compression artefacts (:func:`jpeg_quantise`) on a random share ``p`` of the 48-px faces."""
+
+    order = 21
+
+    def __init__(self, p: float = 0.2, quality: tuple[float, float] = (15.0, 75.0)):
+        super().__init__()
+        self.p_image, self.quality = p, quality
+
+    def encodes(self, x: TensorImage):
+        if x.shape[-1] % 8 or x.shape[-2] % 8:
+            return x
+        quality = torch.empty(x.size(0), device=x.device).uniform_(*self.quality)
+        return torch.where(_per_image(x, self.p_image), jpeg_quantise(x, quality), x)
+
+
+class RandomErase(RandTransform):
+    """Per image with probability ``p``: one rectangle of ``area`` (a share of the image, aspect 1/3–3) filled
+    with Gaussian noise (after Normalize, so noise of the data's own scale)."""
+
+    order = 100
+
+    def __init__(self, p: float = 0.25, area: tuple[float, float] = (0.02, 0.2)):
+        super().__init__()
+        self.p_image, self.area = p, area
+
+    def encodes(self, x: TensorImage):
+        n, _, h, w = x.shape
+        dev = x.device
+        area = torch.empty(n, device=dev).uniform_(*self.area) * h * w
+        aspect = torch.exp(torch.empty(n, device=dev).uniform_(-math.log(3), math.log(3)))
+        eh = (area * aspect).sqrt().clamp(1, h)
+        ew = (area / aspect).sqrt().clamp(1, w)
+        top = torch.rand(n, device=dev) * (h - eh)
+        left = torch.rand(n, device=dev) * (w - ew)
+        rows = torch.arange(h, device=dev)[None, :, None]
+        cols = torch.arange(w, device=dev)[None, None, :]
+        box = ((rows >= top[:, None, None]) & (rows < (top + eh)[:, None, None])
+               & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None]))[:, None]
+        box &= _per_image(x, self.p_image)
+        return torch.where(box, torch.randn_like(x), x)
+
+
+def augment_tfms(size: int, aug: Augment) -> list:
+    """The training-only transforms of ``aug``, with the resize to ``size`` folded into the one affine step."""
+    extra = []
+    if aug.translate:
+        extra.append(AffineCoordTfm(aff_fs=partial(translate_mat, max_shift=aug.translate, p=aug.p_affine), size=size))
+    if aug.gamma:
+        extra.append(RandomGamma(aug.gamma))
+    if aug.blur:
+        extra.append(RandomBlur(aug.blur))
+    if aug.jpeg:
+        extra.append(RandomJpeg(aug.jpeg))
+    if aug.erasing:
+        extra.append(RandomErase(aug.erasing))
+    return aug_transforms(size=size, do_flip=aug.flip, max_rotate=aug.rotate, min_zoom=aug.scale[0],
+                          max_zoom=aug.scale[1], max_warp=aug.warp, max_lighting=aug.lighting,
+                          p_affine=aug.p_affine, xtra_tfms=extra)
+
+
+def batch_tfms(size: int, stats: tuple[float, float], augment: Augment | bool = True) -> list:
+    """Per-batch transforms: augmentation (training only; ``True`` is :class:`Augment`'s defaults, ``False`` or
+    None none), resize to ``size``, normalise."""
+    if augment is True:
+        augment = Augment()
+    spatial = augment_tfms(size, augment) if augment else [AffineCoordTfm(size=size)]
     return [*spatial, Normalize.from_stats([stats[0]], [stats[1]])]
 
 

@@ -42,6 +42,12 @@ class TrainingConfig:
     teacher: list[str] = field(default_factory=list)
     distill_weight: float | None = None
     no_augment: bool = False
+    augment: str = "default"
+    aug: list[str] = field(default_factory=list)  # KEY=VALUE overrides of the augment preset
+    fold: str | None = None  # "K/N": train without fold K of N (a cross-fitted teacher)
+    class_weight: float = 0.0
+    ema: float = 0.0
+    workers: int = 0
     class_order: str | None = None
     out: str = "runs/fer_model.pkl"
     run_dir: str | None = None
@@ -64,9 +70,22 @@ class TrainingConfig:
             raise ValueError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
         if self.class_order not in (None, *CLASS_ORDERS):
             raise ValueError(f"--class-order {self.class_order}: choose one of {', '.join(CLASS_ORDERS)}")
-        for name, least in {"epochs": 0, "freeze_epochs": 0, "bs": 1, "size": 1}.items():
+        if self.ema and not 0 < self.ema < 1:
+            raise ValueError(f"--ema {self.ema}: a decay per step, in (0, 1), e.g. 0.999")
+        if self.class_weight < 0:
+            raise ValueError(f"--class-weight {self.class_weight}: must be >= 0")
+        from fer.distill import parse_fold
+
+        parse_fold(self.fold)
+        self.augmentation  # raises on a bad preset or override
+        for name, least in {"epochs": 0, "freeze_epochs": 0, "bs": 1, "size": 1, "workers": 0}.items():
             if getattr(self, name) < least:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {least}")
+
+    @property
+    def augmentation(self):
+        """The :class:`fer.preprocess.Augment` of ``augment`` with the ``aug`` overrides (None: no augmentation)."""
+        return parse_augment("none" if self.no_augment else self.augment, self.aug)
 
     @property
     def run_folder(self) -> Path:
@@ -79,6 +98,39 @@ class TrainingConfig:
         if not self.teacher:
             return 0.0
         return DEFAULT_DISTILL_WEIGHT if self.distill_weight is None else self.distill_weight
+
+
+def parse_augment(preset: str, overrides: list[str]):
+    """``--augment PRESET`` with ``--aug KEY=VALUE`` overrides → a :class:`fer.preprocess.Augment`, or None for
+    ``none``; ValueError naming a bad preset, key or value."""
+    import dataclasses
+
+    from fer.preprocess import AUGMENT_PRESETS, Augment
+
+    if preset == "none":
+        if overrides:
+            raise ValueError("--aug: nothing to override with --augment none (or --no-augment)")
+        return None
+    if preset not in AUGMENT_PRESETS:
+        raise ValueError(f"--augment {preset}: choose one of none, {', '.join(AUGMENT_PRESETS)}")
+    fields = {f.name: f for f in dataclasses.fields(Augment)}
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in fields:
+            raise ValueError(f"--aug {item}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+        try:
+            if key == "scale":
+                lo, hi = (float(v) for v in value.split(","))
+                changes[key] = (lo, hi)
+            elif key == "flip":
+                changes[key] = {"true": True, "1": True, "false": False, "0": False}[value.strip().lower()]
+            else:
+                changes[key] = float(value)
+        except (ValueError, KeyError):
+            raise ValueError(f"--aug {item}: bad value (scale=MIN,MAX; flip=true|false; others a number)") from None
+    return dataclasses.replace(AUGMENT_PRESETS[preset], **changes)
 
 
 def save_lr_find(learn, path: Path) -> float:
@@ -116,27 +168,26 @@ def plot_history(history_csv: Path, path: Path) -> None:
     plt.close(fig)
 
 
-def soft_labels(config: TrainingConfig, run_dir: Path, teachers: list, vocab: list[str] | None):
-    """The teachers' soft labels for the training images (computed once, cached in the run folder)."""
-    from fer.distill import SoftLabel, load_or_make_soft_labels
-    from fer.learner import split_files
+def make_teachers(config: TrainingConfig, learners: list, vocab: list[str] | None):
+    """The ``--teacher`` learners as :class:`fer.distill.Teacher` (each with the fold its card says it held out)
+    and the number of folds they were cross-fitted on (None: plain teachers)."""
+    from fer.card import load_card
+    from fer.distill import Teacher, check_teachers, parse_fold
 
-    classes = vocab or list(teachers[0].dls.vocab)
-    for path, t in zip(config.teacher, teachers):
-        if list(t.dls.vocab) != classes:
-            raise ValueError(f"--teacher {path}: classes {list(t.dls.vocab)} differ from {classes}")
-    data = Path(config.data)
-    files = split_files(data, "train")
-    logger.info(f"teacher labels for {len(files)} training images from {', '.join(config.teacher)}")
-    soft = load_or_make_soft_labels(run_dir / "teacher_probs.npz", dict(zip(config.teacher, teachers)), files, data)
-    return SoftLabel(soft, data, classes)
+    classes = vocab or list(learners[0].dls.vocab)
+    teachers = []
+    for path, learn in zip(config.teacher, learners):
+        if list(learn.dls.vocab) != classes:
+            raise ValueError(f"--teacher {path}: classes {list(learn.dls.vocab)} differ from {classes}")
+        card = load_card(path) or {}
+        teachers.append(Teacher.from_learner(learn, parse_fold(card.get("fold")), str(path)))
+    return teachers, check_teachers(teachers)
 
 
 def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float, float]) -> dict:
     """The model card: how the model was trained, on what, and how well it did on PublicTest."""
     import pandas as pd
 
-    from fer.distill import labelling_seconds
     from fer.learner import HISTORY, package_versions, read_state
 
     run_dir = config.run_folder
@@ -152,7 +203,10 @@ def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float
         "pretrained": previous.get("pretrained", "unknown") if previous is not None else pretrained,
         "epochs": {"frozen": config.freeze_epochs, "unfrozen": config.epochs}, "batch_size": config.bs, "lr": config.lr,
         "lr_mult": config.lr_mult, "label_smoothing": config.label_smoothing, "mixup": config.mixup,
-        "augment": not config.no_augment, "init_from": Path(config.init_from).name if config.init_from else None,
+        "augment": augment.to_dict() if (augment := config.augmentation) else None,
+        "augment_preset": "none" if augment is None else config.augment, "fold": config.fold,
+        "class_weight": config.class_weight, "ema": config.ema or None,
+        "init_from": Path(config.init_from).name if config.init_from else None,
         "teachers": [Path(t).name for t in config.teacher],
         "distill_weight": config.soft_label_weight or None,
         "valid_accuracy": state.get("best"), "best_epoch": state.get("best_epoch"),
@@ -161,8 +215,6 @@ def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float
         "versions": package_versions(), "exported": timestamp(),
         "command": config.command,
     }
-    if config.teacher:
-        card["teacher_label_seconds"] = round(labelling_seconds(run_dir / "teacher_probs.npz"), 1)
     if previous is not None:  # a later stage: keep the previous stage's card, count every stage's time
         card["previous_stage"] = previous
         card["training_seconds_total"] = round(
@@ -187,26 +239,34 @@ def prepare(config: TrainingConfig, run_dir: Path):
     return stats, source, teachers
 
 
-def build(config: TrainingConfig, run_dir: Path, stats, source, teachers):
-    """The data loaders and the learner (its weights from ImageNet, --init-from or nothing)."""
+def build(config: TrainingConfig, run_dir: Path, stats, source, teacher_learners):
+    """The data loaders, the learner (its weights from ImageNet, --init-from or nothing) and the extra
+    training callbacks (the teachers' distillation)."""
+    from fer.distill import CrossFitDistillation, parse_fold
     from fer.learner import build_learner, face_dataloaders, init_from_export
 
     vocab = list(source.dls.vocab) if source else None
-    soft = soft_labels(config, run_dir, teachers, vocab) if teachers else None
-    dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=not config.no_augment, vocab=vocab,
-                           soft_labels=soft, class_order=config.class_order or "labels")
+    teachers, n_folds = make_teachers(config, teacher_learners, vocab) if teacher_learners else ([], None)
+    dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=config.augmentation, vocab=vocab,
+                           class_order=config.class_order or "labels", hold_out=parse_fold(config.fold),
+                           fold_ids=(n_folds or 1) if teachers else None, num_workers=config.workers)
     # a second stage gets its weights from --init-from: no ImageNet download or file needed
     from_imagenet = not (config.no_pretrained or config.init_from)
     learn = build_learner(dls, config.arch, pretrained=from_imagenet, weights=config.weights if from_imagenet else None,
                           label_smoothing=config.label_smoothing, path=run_dir,
-                          distill_weight=config.soft_label_weight)
+                          distill_weight=config.soft_label_weight, class_weight=config.class_weight)
     if source and not config.resume:
         init_from_export(learn, source, f"--init-from {config.init_from}")
-    return learn
+    cbs = [CrossFitDistillation(teachers, stats, len(dls.vocab))] if teachers else []
+    if teachers:
+        logger.info(f"distilling from {len(teachers)} teacher(s)"
+                    + (f", cross-fitted on {n_folds} folds" if n_folds else ""))
+    return learn, cbs
 
 
 def set_up(config: TrainingConfig) -> tuple:
-    """``(learn, stats)``, ready to train: the learner and the grey normalisation statistics. Bad input (data,
+    """``(learn, stats, cbs)``, ready to train: the learner, the grey normalisation statistics and the extra
+    training callbacks (for :func:`train`). Bad input (data,
     model files, architecture) raises a ValueError or FileNotFoundError naming it, before the run folder
     is made."""
     from fastai.torch_core import set_seed
@@ -219,14 +279,14 @@ def set_up(config: TrainingConfig) -> tuple:
     try:
         stats, source, teachers = prepare(config, config.run_folder)
         config.run_folder.mkdir(parents=True, exist_ok=True)
-        learn = build(config, config.run_folder, stats, source, teachers)
+        learn, cbs = build(config, config.run_folder, stats, source, teachers)
         config.precision = apply_precision(learn, config.precision)
-        return learn, stats
+        return learn, stats, cbs
     except ModelLoadError as e:
         raise ValueError(str(e)) from None
 
 
-def train(config: TrainingConfig, learn, stats: tuple[float, float]) -> Path | None:
+def train(config: TrainingConfig, learn, stats: tuple[float, float], cbs: list | None = None) -> Path | None:
     """Fine-tune ``learn`` (resumably) and export its best epoch as ``.pkl`` and ``.onnx`` with a card; returns
     the exported ``.pkl`` (None in the other processes of a multi-process run: rank 0 writes every file)."""
     from fer.distributed import is_main_process, ready_for_export, shared_learning_rate, training_context, world_size
@@ -248,13 +308,13 @@ def train(config: TrainingConfig, learn, stats: tuple[float, float]) -> Path | N
     processes = world_size()
     with training_context(learn):  # several processes under torchrun: fastai's distrib_ctx
         fine_tune_resumable(learn, config.epochs, config.lr, config.freeze_epochs, run_dir, resume=config.resume,
-                            lr_mult=config.lr_mult, mixup=config.mixup)
+                            lr_mult=config.lr_mult, mixup=config.mixup, ema=config.ema, cbs=cbs)
     if not is_main_process():
         return None
     plot_history(run_dir / HISTORY, run_dir / "training_curves.png")
     classes = list(learn.dls.vocab)
     if config.teacher:  # export without the soft labels: the same plain data pipeline as any other model
-        learn.dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=not config.no_augment,
+        learn.dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=config.augmentation,
                                      vocab=classes)
         learn.loss_func = learn.loss_func.hard_loss
     card = {**training_card(config, classes, stats), "processes": processes, "precision": config.precision}
