@@ -2,6 +2,7 @@
 
     python -m fer.evaluate --model exports/fer2013_effnet_lite0.pkl --data data/fer2013/test
     python -m fer.evaluate --model exports/fer2013_effnet_lite0.pkl --data ../shared/data/fer2013.csv.gz --tta
+    python -m fer.evaluate --model exports/fer2013_effnet_lite0.onnx --data data/fer2013/valid --tta tencrop
 
 DATA is a class-per-folder tree (``DATA/<class>/*.png``), a folder of images whose names start with
 their class (``happy_001.jpg``), or a FER-2013 CSV (its PrivateTest rows).
@@ -9,6 +10,10 @@ their class (``happy_001.jpg``), or a FER-2013 CSV (its PrivateTest rows).
 Each image is taken to be a face crop, as in FER-2013, and scored whole. For photos of people, pass
 --detect: the largest face in each photo is found and cropped first (photos without a face are skipped
 and listed).
+
+--tta averages each face's probabilities over several views of it: flip (the face and its mirror image;
+--tta alone) or tencrop (four corner crops and the centre crop, 44 of 48 px, and their mirrors). The
+report, the JSON's tta field and the confusion matrix's title state the mode.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 # only light imports up here: --help answers without loading torch or fastai
 from fer.card import DEFAULT_MODEL
 from fer.cli import configure_logging
+from fer.faces import TTA_MODES, tta_mode
 from fer.fileio import write_json_atomic
 from fer.images import images_under
 from fer.model_files import ModelLoadError, Predictor, load_predictor
@@ -160,9 +166,11 @@ def photo_like(faces: Sequence[np.ndarray]) -> int:
     return sum(min(f.shape[:2]) > CROP_LIKE_SIDE for f in faces)
 
 
-def evaluate(predictor: Predictor, data: str | Path, tta: bool = False, detector=None) -> dict:
-    """Classify every labelled face in ``data`` (batched) and compute the metrics; with a ``detector``
-    the largest face of each image is found and cropped first, else each image is taken as a face crop."""
+def evaluate(predictor: Predictor, data: str | Path, tta: str | bool = False, detector=None) -> dict:
+    """Classify every labelled face in ``data`` (batched, with the TTA mode ``tta``) and compute the metrics;
+    with a ``detector`` the largest face of each image is found and cropped first, else each image is taken
+    as a face crop."""
+    tta = tta_mode(tta)
     found = load_labelled(data, predictor.classes, detector)
     start = time.perf_counter()
     probs = predictor.predict_proba(found.faces, tta=tta)
@@ -175,8 +183,7 @@ def evaluate(predictor: Predictor, data: str | Path, tta: bool = False, detector
 
 
 def format_report(result: dict) -> str:
-    lines = [f"{result['data']}: {result['n']} images{' (flip TTA)' if result['tta'] else ''}, "
-             f"{result['seconds']:.1f} s",
+    lines = [f"{result['data']}: {result['n']} images, TTA {tta_mode(result['tta'])}, {result['seconds']:.1f} s",
              f"accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}", "",
              f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
     for c, m in result["per_class"].items():
@@ -195,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export)")
     p.add_argument("--data", required=True, help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
-    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
+                   help="test-time augmentation: average over the face and its mirror image (flip; --tta alone) or "
+                        "ten crops (tencrop: corners and centre, and their mirrors); default: none")
     p.add_argument("--detect", action="store_true",
                    help="images are photos: score the largest detected face of each (default: images are face crops)")
     p.add_argument("--json", help="write the figures as JSON here")
@@ -218,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     result["model"] = str(args.model)
     print(format_report(result))
     cm_path = Path(args.cm or (Path(args.json).with_suffix(".cm.png") if args.json else "confusion_matrix.png"))
-    plot_confusion(result, cm_path, f"{Path(args.model).name} on {Path(result['data']).name}"
-                   f"{' + TTA' if args.tta else ''}: accuracy {result['accuracy']:.1%}")
+    plot_confusion(result, cm_path, f"{Path(args.model).name} on {Path(result['data']).name}, "
+                   f"TTA {result['tta']}: accuracy {result['accuracy']:.1%}")
     print(f"\nconfusion matrix: {cm_path}")
     if args.json:
         write_json_atomic(Path(args.json), result)

@@ -70,8 +70,9 @@ class OnnxFacePredictor:
             raise ModelLoadError(f"model file {path}: not a usable fer ONNX model — truncated, corrupt or another "
                                  f"kind of file ({type(e).__name__}: {str(e)[:200]})") from None
 
-    def predict_proba(self, faces: Sequence[np.ndarray], tta: bool = False, bs: int = 256) -> np.ndarray:
-        """Class probabilities, shape (len(faces), n_classes); ``tta`` averages with the mirrored face."""
+    def predict_proba(self, faces: Sequence[np.ndarray], tta: str | bool = False, bs: int = 256) -> np.ndarray:
+        """Class probabilities, shape (len(faces), n_classes), averaged over the views of the TTA mode ``tta``
+        (``none``, ``flip`` or ``tencrop``; ``True`` is ``flip``: :func:`fer.faces.tta_views`)."""
         return batched_probabilities(faces, self._forward, len(self.classes), tta, bs)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:

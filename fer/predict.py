@@ -67,8 +67,9 @@ class FacePredictor:
         return cls(load_learner_file(path), load_card(path), backend)
 
     @torch.inference_mode()
-    def predict_proba(self, faces: Sequence[np.ndarray], tta: bool = False, bs: int = 256) -> np.ndarray:
-        """Class probabilities, shape (len(faces), n_classes); ``tta`` averages with the mirrored face."""
+    def predict_proba(self, faces: Sequence[np.ndarray], tta: str | bool = False, bs: int = 256) -> np.ndarray:
+        """Class probabilities, shape (len(faces), n_classes), averaged over the views of the TTA mode ``tta``
+        (``none``, ``flip`` or ``tencrop``; ``True`` is ``flip``: :func:`fer.faces.tta_views`)."""
         return batched_probabilities(faces, self._forward, len(self.classes), tta, bs)
 
     def _forward(self, faces: np.ndarray) -> np.ndarray:

@@ -39,6 +39,8 @@ def test_finetune_writes_onnx_beside_pkl_equal_to_learn_predict(tiny_model, pred
     mirrored = onnx.predict_proba([np.ascontiguousarray(to_face(c)[:, ::-1]) for c in faces])
     assert np.allclose(onnx.predict_proba(faces, tta=True), (fast + mirrored) / 2, atol=1e-6)
     assert np.allclose(onnx.predict_proba(faces, tta=True), predictor.predict_proba(faces, tta=True), atol=1e-4)
+    tencrop = onnx.predict_proba(faces, tta="tencrop")
+    assert np.allclose(tencrop, predictor.predict_proba(faces, tta="tencrop"), atol=1e-4)
     assert onnx.predict_proba([]).shape == (0, 7)
 
 

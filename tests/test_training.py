@@ -62,7 +62,7 @@ def test_evaluate_csv_and_tta(tiny_model, tiny_csv, tmp_path):
     result = run_cli("-m", "fer.evaluate", "--model", str(tiny_model), "--data", str(tiny_csv), "--tta",
                      "--json", str(out))
     figures = json.loads(out.read_text())
-    assert figures["n"] == 21 and figures["tta"] is True and "(flip TTA)" in result.stdout
+    assert figures["n"] == 21 and figures["tta"] == "flip" and "21 images, TTA flip," in result.stdout
 
 
 def test_evaluate_labelled_image_folder(tiny_model, tiny_data, tmp_path):
