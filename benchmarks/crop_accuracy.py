@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, paste  # noqa: E402
+from scenes import SCENE_SIZE, fer_test_faces, match, random_scene, scene_backgrounds  # noqa: E402
 
 from fer.detect import CropSpec, face_crop, make_detector  # noqa: E402
 from fer.images import to_grey  # noqa: E402
@@ -32,7 +32,7 @@ from fer.predict import FacePredictor  # noqa: E402
 from fer.faces import to_face  # noqa: E402
 from fer.recognize import PHOTO_DETECT_WIDTH  # noqa: E402
 
-SIZE = (640, 480)
+SIZE = SCENE_SIZE
 SPECS = {
     "yunet": [CropSpec(m, sq, al) for m, sq, al in product((0.0, 0.05, 0.1, 0.2), (False, True), (False, True))],
     "haar": [CropSpec(m, True, False) for m in (0.0, 0.05, 0.1, 0.2)],  # Haar boxes are square, with no landmarks
@@ -42,15 +42,9 @@ SPECS = {
 def scenes(faces: list[np.ndarray], tilted: bool, seed: int):
     """(grey scene, true box) for each face, reproducibly."""
     rng = np.random.default_rng(seed)
-    backgrounds = {name: background(name, *SIZE) for name in BACKGROUNDS}
+    backgrounds = scene_backgrounds(SIZE)
     for pixels in faces:
-        width = float(np.exp(rng.uniform(np.log(48), np.log(240))))
-        angle = float(rng.choice((-1, 1)) * rng.uniform(10, 25)) if tilted else 0.0
-        half = width * 0.75
-        center = (rng.uniform(half, SIZE[0] - half), rng.uniform(half, SIZE[1] - half))
-        canvas = backgrounds[BACKGROUNDS[rng.integers(len(BACKGROUNDS))]].copy()
-        truth = paste(canvas, fer_face(pixels), width, center, angle, context=0.0, edge=0.02)  # the face fills its frame
-        yield canvas, truth
+        yield random_scene(pixels, rng, backgrounds, tilted)
 
 
 def label(spec: CropSpec) -> str:

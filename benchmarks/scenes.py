@@ -5,6 +5,9 @@ Faces: three public-domain photos that ship with scikit-image and matplotlib (as
 Grace Hopper, the cameraman; their face boxes set by hand below), and FER-2013 faces when the CSV is
 given. Backgrounds: scikit-image's sample photos with no people in them. A face is pasted with some of its
 own surroundings (hair, collar), scaled, rotated, and blended in with a soft edge.
+
+Besides the benchmarks, data_scripts/detector_crops.py builds training crops from these scenes
+(:func:`random_scene`), so the benchmark and the training data see faces placed the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ import numpy as np
 from fer.detect import Box
 
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep_field", "coins")
+#: (width, height) of a scene: a VGA photo.
+SCENE_SIZE = (640, 480)
+#: Smallest and largest pasted face width (pixels), drawn log-uniformly.
+FACE_WIDTHS = (48.0, 240.0)
+#: The tilt of a tilted face: this many degrees either way.
+TILT_DEGREES = (10.0, 25.0)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,28 @@ def background(name: str, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(image[y:y + height, x:x + width])
 
 
+def scene_backgrounds(size: tuple[int, int] = SCENE_SIZE) -> list[np.ndarray]:
+    """Every background of :data:`BACKGROUNDS`, in that order, at ``size`` (width, height)."""
+    return [background(name, *size) for name in BACKGROUNDS]
+
+
+def random_scene(pixels: np.ndarray, rng: np.random.Generator, backgrounds: list[np.ndarray], tilted: bool,
+                 widths: tuple[float, float] = FACE_WIDTHS) -> tuple[np.ndarray, Box]:
+    """One grey 48×48 FER-2013 face pasted into a copy of one of ``backgrounds`` (:func:`scene_backgrounds`):
+    ``(RGB scene, true face box)``. Width log-uniform in ``widths``, a random place that keeps the face
+    inside, tilted :data:`TILT_DEGREES` either way when ``tilted``; the face fills its frame (no
+    surroundings, a sharp edge). The draws from ``rng`` are always the same ones in the same order, so a
+    seed gives the same scene."""
+    height, width = backgrounds[0].shape[:2]
+    face_width = float(np.exp(rng.uniform(np.log(widths[0]), np.log(widths[1]))))
+    angle = float(rng.choice((-1, 1)) * rng.uniform(*TILT_DEGREES)) if tilted else 0.0
+    half = face_width * 0.75
+    center = (rng.uniform(half, width - half), rng.uniform(half, height - half))
+    canvas = backgrounds[rng.integers(len(backgrounds))].copy()
+    truth = paste(canvas, fer_face(pixels), face_width, center, angle, context=0.0, edge=0.02)
+    return canvas, truth
+
+
 def paste(canvas: np.ndarray, source: FaceSource, face_width: float, center: tuple[float, float],
           angle: float = 0.0, context: float = 0.5, edge: float = 0.12) -> Box:
     """Paste ``source``'s face (with ``context`` × its size of surroundings) into ``canvas`` in place, scaled so
@@ -78,8 +109,10 @@ def paste(canvas: np.ndarray, source: FaceSource, face_width: float, center: tup
     matrix[:, 2] += (center[0] - (fx - region.x), center[1] - (fy - region.y))
     size = (canvas.shape[1], canvas.shape[0])
     warped = cv2.warpAffine(patch, matrix, size, flags=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
-    weight = cv2.warpAffine(alpha, matrix, size, flags=cv2.INTER_LINEAR)[..., None]
-    canvas[:] = np.clip(weight * warped + (1 - weight) * canvas, 0, 255).astype(np.uint8)
+    weight = cv2.warpAffine(alpha, matrix, size, flags=cv2.INTER_LINEAR)
+    x, y, w, h = cv2.boundingRect((weight > 0).astype(np.uint8))  # the canvas outside stays as it is (weight 0)
+    weight, under = weight[y:y + h, x:x + w, None], canvas[y:y + h, x:x + w]
+    under[:] = np.clip(weight * warped[y:y + h, x:x + w] + (1 - weight) * under, 0, 255).astype(np.uint8)
     fw, fh = source.face.w * scale, source.face.h * scale
     return Box(round(center[0] - fw / 2), round(center[1] - fh / 2), round(fw), round(fh))
 

@@ -15,7 +15,8 @@ SERVING = ["fer.predict", "fer.recognize", "fer.detect", "fer.tracking", "fer.dr
            "fer.card"]
 #: training-only modules
 TRAINING = {"fer.learner", "fer.distill", "fer.finetune", "fer.training", "fer.dataset"}
-CLIS = [("-m", "fer.finetune"), ("-m", "fer.evaluate"), ("data_scripts/prepare_fer2013.py",)]
+CLIS = [("-m", "fer.finetune"), ("-m", "fer.evaluate"), ("data_scripts/prepare_fer2013.py",),
+        ("data_scripts/detector_crops.py",)]
 
 
 def fer_imports(module: str) -> set[str]:
