@@ -2,6 +2,7 @@
 classify path.
 
     python benchmarks/crop_accuracy.py --csv ../shared/data/fer2013.csv.gz [--model PKL] [--limit N] [--json F]
+        [--usage PublicTest] [--detector yunet]
 
 Every FER-2013 PrivateTest face is pasted into a 640×480 background photo (benchmarks/scenes.py) at a
 random place and size (48–240 px wide, a sharp edge: the face fills its frame), once upright and once tilted by 10–25° either way. Each detector
@@ -51,20 +52,22 @@ def label(spec: CropSpec) -> str:
     return f"margin {spec.margin:.2f}, {'square' if spec.square else 'box shape'}{', aligned' if spec.align else ''}"
 
 
-def run(csv: Path, model: Path, limit: int | None, seed: int = 0) -> dict:
-    faces, labels = fer_test_faces(csv)
+def run(csv: Path, model: Path, limit: int | None, seed: int = 0, usage: str = "PrivateTest",
+        detectors: tuple[str, ...] = tuple(SPECS)) -> dict:
+    faces, labels = fer_test_faces(csv, usage)
     if limit:
         faces, labels = faces[:limit], labels[:limit]
     predictor = FacePredictor.load(model)
     truth_idx = np.array([predictor.classes.index(c) for c in labels])
     plain_correct = predictor.predict_proba(faces).argmax(1) == truth_idx
-    detectors = {name: make_detector(name, PHOTO_DETECT_WIDTH) for name in SPECS}
-    result = {"model": str(model), "faces": len(faces), "plain_48px_accuracy": float(plain_correct.mean()), "rows": []}
+    specs = {name: SPECS[name] for name in detectors}
+    detectors = {name: make_detector(name, PHOTO_DETECT_WIDTH) for name in specs}
+    result = {"model": str(model), "usage": usage, "faces": len(faces), "plain_48px_accuracy": float(plain_correct.mean()), "rows": []}
     for tilted in (False, True):
         start = time.perf_counter()
-        crops = {(d, i): [] for d in SPECS for i in range(len(SPECS[d]))}
+        crops = {(d, i): [] for d in specs for i in range(len(specs[d]))}
         crops.update({("truth", 0): []})
-        found = {d: [] for d in SPECS}
+        found = {d: [] for d in specs}
         for k, (scene, truth) in enumerate(scenes(faces, tilted, seed + tilted)):
             grey = to_grey(scene)
             crops[("truth", 0)].append(to_face(face_crop(grey, truth, CropSpec(0.0, False, False))))
@@ -72,12 +75,12 @@ def run(csv: Path, model: Path, limit: int | None, seed: int = 0) -> dict:
                 matched, _ = match(detector.detect(scene), [truth])
                 if 0 in matched:
                     found[name].append(k)
-                    for i, spec in enumerate(SPECS[name]):
+                    for i, spec in enumerate(specs[name]):
                         crops[(name, i)].append(to_face(face_crop(grey, matched[0], spec)))
         subset = "tilted 10-25°" if tilted else "upright"
         rows = [("pasted box (no detector)", None, np.arange(len(faces)), crops[("truth", 0)])]
         rows += [(name, spec, np.array(found[name], int), crops[(name, i)])
-                 for name in SPECS for i, spec in enumerate(SPECS[name])]
+                 for name in specs for i, spec in enumerate(specs[name])]
         for detector, spec, idx, faces_cropped in rows:
             setting = label(spec) if spec else "exact pasted square"
             correct = predictor.predict_proba(faces_cropped).argmax(1) == truth_idx[idx] if len(idx) else np.zeros(0, bool)
@@ -100,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument("--limit", type=int, help="only the first N test faces")
     p.add_argument("--json", type=Path, help="write the table here")
+    p.add_argument("--usage", default="PrivateTest", choices=("PublicTest", "PrivateTest"),
+                   help="which FER-2013 test split's faces (PublicTest for choosing between models)")
+    p.add_argument("--detector", action="append", choices=tuple(SPECS), help="only these detectors (default: all)")
     args = p.parse_args(argv)
     if not args.csv.is_file():
         print(f"error: {args.csv}: no such file (the FER-2013 CSV)", file=sys.stderr)
         return 2
-    result = run(args.csv, args.model, args.limit)
+    result = run(args.csv, args.model, args.limit, usage=args.usage, detectors=tuple(args.detector or SPECS))
     print(f"plain 48 px accuracy on all {result['faces']} faces: {result['plain_48px_accuracy']:.2%}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -21,9 +21,16 @@ def stage_recipe(card: dict) -> str:
     frozen, unfrozen = card["epochs"]["frozen"], card["epochs"]["unfrozen"]
     start = f"from `{card['init_from']}`" if card.get("init_from") else f"ImageNet weights `{card['pretrained']}`"
     extras = f", mixup {card['mixup']:g}" if card.get("mixup") else ""
-    if card.get("teachers"):
+    if card.get("teachers") and card.get("teacher_view", "clean") == "clean":  # older cards: always clean
         extras += (f", distilled from {' + '.join(f'`{t}`' for t in card['teachers'])} (flip-TTA soft labels, "
                    f"weight {card['distill_weight']:g}; labelling took {card.get('teacher_label_seconds', 0) / 60:.0f} min)")
+    elif card.get("teachers"):
+        extras += (f", distilled from {' + '.join(f'`{t}`' for t in card['teachers'])} (on the same augmented "
+                   f"batches, each face labelled by the teachers that held out its fold; weight {card['distill_weight']:g})")
+    if card.get("augment") and card.get("augment_preset"):
+        extras += f", `--augment {card['augment_preset']}`"
+    if card.get("ema"):
+        extras += f", weight EMA {card['ema']:g}"
     return (f"{start}, {card['input_size']} px: {frozen} frozen + {unfrozen} unfrozen epochs (fastai `fine_tune` "
             f"schedule, one-cycle), batch {card['batch_size']}, lr {card['lr']:g} (head lr/2, backbone "
             f"lr/2/{card.get('lr_mult', 5):g}), label smoothing {card['label_smoothing']}{extras}, `aug_transforms`; "

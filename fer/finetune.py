@@ -40,6 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="distil from this exported learner (repeat for an ensemble): it sees each augmented "
                         "training batch too and its probabilities become soft labels; a teacher trained with "
                         "--fold K/N labels only fold K (cross-fitting)")
+    p.add_argument("--teacher-view", default=d.teacher_view, choices=("augmented", "clean"),
+                   help="augmented (default): the teachers see each augmented training batch; clean: they label "
+                        "the un-augmented images once before training, with flip TTA (the first shipped model's "
+                        "way, scripts/train_default.sh)")
     p.add_argument("--distill-weight", type=float,
                    help=f"with --teacher: weight of the soft-label loss, in (0, 1] (default {DEFAULT_DISTILL_WEIGHT}; the rest is the "
                         "hard-label loss)")

@@ -107,21 +107,23 @@ def folder_classes(folder: Path, order: str = "labels") -> list[str]:
 def face_dataloaders(data_dir: str | Path, size: int, stats: tuple[float, float], bs: int = 64,
                      augment: preprocess.Augment | bool = True, num_workers: int = 0, vocab: list[str] | None = None,
                      class_order: str = "labels", hold_out: tuple[int, int] | None = None,
-                     fold_ids: int | None = None) -> DataLoaders:
+                     fold_ids: int | None = None, soft_labels: distill.SoftLabel | None = None) -> DataLoaders:
     """fastai DataLoaders over ``data_dir/{train,valid}/<class>/*.png``, grey faces; classes in
     ``class_order`` (:func:`folder_classes`) unless ``vocab`` gives them (a second stage keeps its first
     stage's order). ``hold_out=(K, N)`` trains without fold K of N. ``fold_ids=N`` adds a second target,
-    each image's fold of N (:class:`fer.distill.FoldId`), for cross-fitted distillation."""
+    each image's fold of N (:class:`fer.distill.FoldId`), for cross-fitted distillation; ``soft_labels`` (a
+    :class:`fer.distill.SoftLabel`) adds the precomputed teacher probabilities instead (``--teacher-view clean``)."""
     data_dir = Path(data_dir)
     require_splits(data_dir, "train", "valid")
     label_block = CategoryBlock(vocab=vocab or folder_classes(data_dir / "train", class_order), sort=False)
-    extra = (TransformBlock(),) if fold_ids else ()
+    second = distill.FoldId(fold_ids) if fold_ids else soft_labels
+    extra = (TransformBlock(),) if second else ()
     block = DataBlock(
         blocks=(ImageBlock(cls=PILImageBW), label_block, *extra),
         n_inp=1,
         get_items=partial(train_valid_files, hold_out=hold_out),
         splitter=GrandparentSplitter(train_name="train", valid_name="valid"),
-        get_y=[parent_label, distill.FoldId(fold_ids)] if fold_ids else parent_label,
+        get_y=[parent_label, second] if second else parent_label,
         item_tfms=preprocess.item_tfms(),
         batch_tfms=preprocess.batch_tfms(size, stats, augment),
     )

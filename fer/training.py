@@ -41,6 +41,7 @@ class TrainingConfig:
     init_from: str | None = None
     teacher: list[str] = field(default_factory=list)
     distill_weight: float | None = None
+    teacher_view: str = "augmented"
     no_augment: bool = False
     augment: str = "default"
     aug: list[str] = field(default_factory=list)  # KEY=VALUE overrides of the augment preset
@@ -62,6 +63,10 @@ class TrainingConfig:
             raise ValueError("--distill-weight needs at least one --teacher")
         if self.teacher and self.distill_weight is not None and not 0 < self.distill_weight <= 1:
             raise ValueError(f"--distill-weight {self.distill_weight}: must be in (0, 1]")
+        from fer.distill import TEACHER_VIEWS
+
+        if self.teacher_view not in TEACHER_VIEWS:
+            raise ValueError(f"--teacher-view {self.teacher_view}: choose one of {', '.join(TEACHER_VIEWS)}")
         if self.teacher and self.mixup:
             raise ValueError("--teacher and --mixup cannot be combined (the soft labels are per image)")
         if self.class_order and self.init_from:
@@ -168,6 +173,19 @@ def plot_history(history_csv: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def clean_soft_labels(config: TrainingConfig, run_dir: Path, teachers: list, vocab: list[str] | None):
+    """``--teacher-view clean``: the teachers' flip-TTA probabilities for the un-augmented training images,
+    computed once before training and cached in the run folder (for ``--resume``)."""
+    from fer.distill import SoftLabel, load_or_make_soft_labels
+    from fer.learner import split_files
+
+    data = Path(config.data)
+    files = split_files(data, "train")
+    logger.info(f"teacher labels for {len(files)} training images from {', '.join(config.teacher)}")
+    soft = load_or_make_soft_labels(run_dir / "teacher_probs.npz", dict(zip(config.teacher, teachers)), files, data)
+    return SoftLabel(soft, data, vocab or list(teachers[0].dls.vocab))
+
+
 def make_teachers(config: TrainingConfig, learners: list, vocab: list[str] | None):
     """The ``--teacher`` learners as :class:`fer.distill.Teacher` (each with the fold its card says it held out)
     and the number of folds they were cross-fitted on (None: plain teachers)."""
@@ -188,6 +206,7 @@ def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float
     """The model card: how the model was trained, on what, and how well it did on PublicTest."""
     import pandas as pd
 
+    from fer.distill import labelling_seconds
     from fer.learner import HISTORY, package_versions, read_state
 
     run_dir = config.run_folder
@@ -209,12 +228,15 @@ def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float
         "init_from": Path(config.init_from).name if config.init_from else None,
         "teachers": [Path(t).name for t in config.teacher],
         "distill_weight": config.soft_label_weight or None,
+        "teacher_view": config.teacher_view if config.teacher else None,
         "valid_accuracy": state.get("best"), "best_epoch": state.get("best_epoch"),
         "training_seconds": round(train_seconds, 1),
         "data": json.loads(source.read_text()) if source.exists() else {"folder": str(config.data)},
         "versions": package_versions(), "exported": timestamp(),
         "command": config.command,
     }
+    if config.teacher and config.teacher_view == "clean":
+        card["teacher_label_seconds"] = round(labelling_seconds(run_dir / "teacher_probs.npz"), 1)
     if previous is not None:  # a later stage: keep the previous stage's card, count every stage's time
         card["previous_stage"] = previous
         card["training_seconds_total"] = round(
@@ -247,9 +269,15 @@ def build(config: TrainingConfig, run_dir: Path, stats, source, teacher_learners
 
     vocab = list(source.dls.vocab) if source else None
     teachers, n_folds = make_teachers(config, teacher_learners, vocab) if teacher_learners else ([], None)
+    clean = None
+    if teachers and config.teacher_view == "clean":
+        if n_folds:
+            raise ValueError("--teacher-view clean: cross-fitted teachers (--fold) need --teacher-view augmented")
+        clean, teachers = clean_soft_labels(config, run_dir, teacher_learners, vocab), []
     dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=config.augmentation, vocab=vocab,
                            class_order=config.class_order or "labels", hold_out=parse_fold(config.fold),
-                           fold_ids=(n_folds or 1) if teachers else None, num_workers=config.workers)
+                           fold_ids=(n_folds or 1) if teachers else None, soft_labels=clean,
+                           num_workers=config.workers)
     # a second stage gets its weights from --init-from: no ImageNet download or file needed
     from_imagenet = not (config.no_pretrained or config.init_from)
     learn = build_learner(dls, config.arch, pretrained=from_imagenet, weights=config.weights if from_imagenet else None,

@@ -45,7 +45,7 @@ if [ ! -f "$STAGE2" ]; then
 fi
 if [ ! -f "$STAGE3" ]; then
   python -m fer.finetune --data "$DATA" --arch tf_efficientnet_lite0 --init-from "$STAGE2" \
-    --teacher "$STAGE1" --teacher "$STAGE2" --distill-weight 0.7 \
+    --teacher "$STAGE1" --teacher "$STAGE2" --teacher-view clean --distill-weight 0.7 \
     --size 96 --epochs 15 --freeze-epochs 0 --lr 2e-3 \
     --out "$STAGE3" --run-dir runs/stage3 $(resume_flag runs/stage3)
 fi

@@ -224,44 +224,64 @@ def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_da
 
 
 @pytest.mark.slow
-def test_distillation_from_a_teacher_ensemble(tiny_model, tiny_data, tmp_path):
+def test_cross_fitted_distillation_with_strong_augmentation(tiny_data, tmp_path):
     import numpy as np
     from fastai.learner import load_learner
 
-    from fer.distill import SoftLabel, teacher_probs
-    from fer.learner import split_files
-    from fer.predict import FacePredictor
+    teachers = []
+    for k in (0, 1):  # two cross-fitted teachers: each trains without its fold (by FER-2013 row number)
+        out = tmp_path / f"teacher{k}.pkl"
+        result = run_cli(*finetune_args(tiny_data, out, tmp_path / f"t{k}", epochs="1"), "--fold", f"{k}/2")
+        held_out = [f for f in (tiny_data / "train").rglob("*.png") if int(f.stem) % 2 == k]
+        assert 0 < len(held_out) < 56 and f"{56 - len(held_out)} train / 21 valid images" in result.stdout
+        assert json.loads(out.with_suffix(".json").read_text())["fold"] == f"{k}/2"
+        teachers += ["--teacher", str(out)]
 
     out, run = tmp_path / "student.pkl", tmp_path / "run"
-    teachers = ["--teacher", str(tiny_model), "--teacher", str(tiny_model)]
-    result = run_cli(*finetune_args(tiny_data, out, run, epochs="1"), "--init-from", str(tiny_model), *teachers,
-                     "--distill-weight", "0.5")
-    assert "teacher labels for 56 training images" in result.stdout
+    result = run_cli(*finetune_args(tiny_data, out, run, epochs="1"), *teachers, "--distill-weight", "0.5",
+                     "--augment", "strong", "--aug", "erasing=0.5", "--ema", "0.9", "--class-weight", "0.5")
+    assert "distilling from 2 teacher(s), cross-fitted on 2 folds" in result.stdout
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["teachers"] == [tiny_model.name] * 2 and card["distill_weight"] == 0.5
+    assert card["teachers"] == ["teacher0.pkl", "teacher1.pkl"] and card["distill_weight"] == 0.5
+    assert card["augment_preset"] == "strong" and card["augment"]["erasing"] == 0.5 and card["augment"]["jpeg"] == 0.2
+    assert card["ema"] == 0.9 and card["class_weight"] == 0.5
 
-    # the cached soft labels are the teacher's own flip-TTA probabilities for each training image
-    cache = np.load(run / "teacher_probs.npz")
-    files = split_files(tiny_data, "train")
-    expected = teacher_probs([FacePredictor(load_learner(tiny_model))], files[:5])
-    assert cache["probs"].shape == (56, 7) and np.allclose(cache["probs"][:5], expected, atol=1e-4)
-    assert np.allclose(cache["probs"].sum(1), 1, atol=1e-4)
-
-    # the exported student is a plain learner: one target, the same classes, no soft labels inside
+    # the exported student is a plain learner: one target, the same classes, no teachers inside
     student = load_learner(out)
     assert student.dls.n_inp == 1 and len(student.dls.valid.dataset.tls) == 2
     assert list(student.dls.vocab) == list(FER2013_CLASSES)
-    label = SoftLabel({}, tiny_data, FER2013_CLASSES)(tiny_data / "valid" / "fear" / "x.png")
-    assert label.tolist() == [0, 0, 1, 0, 0, 0, 0]  # validation images keep their true label
+    assert not any("Distillation" in type(cb).__name__ for cb in student.cbs)
+    assert out.with_suffix(".onnx").exists()  # the augmentation stays out of the served preprocessing
 
-    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), *teachers, "--mixup", "0.4", check=False)
+    # the first shipped model's way: a plain teacher labels the clean training images once (flip TTA), cached
+    clean = tmp_path / "clean.pkl"
+    result = run_cli(*finetune_args(tiny_data, clean, tmp_path / "rc", epochs="1"), "--teacher", str(out),
+                     "--teacher-view", "clean")
+    assert "teacher labels for 56 training images" in result.stdout
+    with np.load(tmp_path / "rc" / "teacher_probs.npz") as cache:
+        assert cache["probs"].shape == (56, 7) and np.allclose(cache["probs"].sum(1), 1, atol=1e-4)
+    assert json.loads(clean.with_suffix(".json").read_text())["teacher_view"] == "clean"
+    result = run_cli(*finetune_args(tiny_data, clean, tmp_path / "r2"), *teachers, "--teacher-view", "clean",
+                     check=False)
+    assert result.returncode == 2 and "cross-fitted teachers (--fold) need --teacher-view augmented" in result.stderr
+
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "r2"), *teachers[:2], "--distill-weight", "0.5",
+                     check=False)
+    assert result.returncode == 2 and "no teacher holds out fold(s) 1 of 2" in result.stderr
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "r2"), *teachers, "--mixup", "0.4", check=False)
     assert result.returncode == 2 and "cannot be combined" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), *teachers, "--distill-weight", "1.5",
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "r2"), *teachers, "--distill-weight", "1.5",
                      check=False)
     assert result.returncode == 2 and "--distill-weight 1.5: must be in (0, 1]" in result.stderr
-    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), "--distill-weight", "0.5", check=False)
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "r2"), "--distill-weight", "0.5", check=False)
     assert result.returncode == 2 and "needs at least one --teacher" in result.stderr
-    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "run2"), "--teacher", str(tmp_path / "none.pkl"),
+    result = run_cli(*finetune_args(tiny_data, out, tmp_path / "r2"), "--teacher", str(tmp_path / "none.pkl"),
                      check=False)
     assert result.returncode == 2 and "none.pkl: not found" in result.stderr and "Traceback" not in result.stderr
+    for bad, message in ((["--aug", "blur=2"], "augment blur 2.0: a probability"),
+                         (["--augment", "wild"], "--augment wild: choose one of"),
+                         (["--fold", "2/2"], "--fold 2/2: need N >= 2 and 0 <= K < N"),
+                         (["--ema", "1.5"], "--ema 1.5: a decay per step")):
+        result = run_cli(*finetune_args(tiny_data, out, tmp_path / "r2"), *bad, check=False)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, bad
     assert out.exists(), "a refused run leaves the earlier export in place"
