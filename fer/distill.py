@@ -26,7 +26,6 @@ from fastprogress.fastprogress import progress_bar
 
 from fer.fileio import atomic_path
 from fer.images import load_image
-
 from fer.quiet import known_warnings_silenced  # before fastai
 
 with known_warnings_silenced():
@@ -80,12 +79,10 @@ class Teacher:
         self.fold, self.name = fold, name
 
     @classmethod
-    def from_learner(cls, learn, fold: tuple[int, int] | None, name: str) -> "Teacher":
-        from fasttransform import Pipeline
+    def from_learner(cls, learn, fold: tuple[int, int] | None, name: str) -> Teacher:
+        from fer.preprocess import inference_module, validation_pipeline
 
-        from fer.preprocess import inference_module
-
-        pre = inference_module(Pipeline(learn.dls.valid.after_batch.fs, split_idx=1))  # no augmentation
+        pre = inference_module(validation_pipeline(learn))
         if pre is None:
             raise ValueError(f"--teacher {name}: its preprocessing is not resize + normalise")
         return cls(learn.model, pre.size, float(pre.mean.flatten()[0]), float(pre.std.flatten()[0]), fold, name)

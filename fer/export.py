@@ -51,13 +51,12 @@ def learner_onnx(learn) -> tuple[bytes, dict]:
     """The learner's validation preprocessing + model as ONNX bytes (uint8 faces in, logits out), and the
     preprocessing's description for the card."""
     import torch
-    from fasttransform import Pipeline
 
     from fer.labels import FACE_SIZE
-    from fer.preprocess import inference_module
+    from fer.preprocess import inference_module, validation_pipeline
     from fer.runtime import onnx_bytes
 
-    pipeline = Pipeline(learn.dls.valid.after_batch.fs, split_idx=1)
+    pipeline = validation_pipeline(learn)
     preprocess = inference_module(pipeline)
     if preprocess is None:
         raise ExportError("its validation pipeline holds a transform that cannot be compiled "

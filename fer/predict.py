@@ -14,11 +14,10 @@ from fer.quiet import known_warnings_silenced  # before fastai
 
 with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
     from fastai.vision.all import TensorImageBW
-    from fasttransform import Pipeline
 
 from fer.card import DEFAULT_MODEL, ModelLoadError, describe_card, load_card
 from fer.faces import batched_probabilities
-from fer.preprocess import inference_module
+from fer.preprocess import inference_module, validation_pipeline
 from fer.runtime import compile_for_inference
 
 __all__ = ["DEFAULT_MODEL", "FacePredictor", "ModelLoadError", "load_learner_file"]
@@ -55,7 +54,7 @@ class FacePredictor:
         self.learn = learn
         self.model = learn.model.eval()
         # the validation-time view of the pipeline: resize + normalise, no random augmentation
-        self.pipeline = Pipeline(learn.dls.valid.after_batch.fs, split_idx=1)
+        self.pipeline = validation_pipeline(learn)
         self.classes: list[str] = list(learn.dls.vocab)
         self.card = card or {}
         self.backend, self.fuse_preprocess = backend, fuse_preprocess

@@ -34,6 +34,7 @@ with known_warnings_silenced():  # importing fastai makes torch warn that jit.sc
         aug_transforms,
     )
     from fastai.vision.augment import affine_mat
+    from fasttransform import Pipeline
 
 from fer.labels import FACE_SIZE
 
@@ -248,6 +249,11 @@ def batch_tfms(size: int, stats: tuple[float, float], augment: Augment | bool = 
         augment = Augment()
     spatial = augment_tfms(size, augment) if augment else [AffineCoordTfm(size=size)]
     return [*spatial, Normalize.from_stats([stats[0]], [stats[1]])]
+
+
+def validation_pipeline(learn) -> Pipeline:
+    """A learner's batch preprocessing as at validation and inference: resize + normalise, no augmentation."""
+    return Pipeline(learn.dls.valid.after_batch.fs, split_idx=1)
 
 
 class InferencePreprocess(torch.nn.Module):
