@@ -82,7 +82,7 @@ class TrainingConfig:
         from fer.distill import parse_fold
 
         parse_fold(self.fold)
-        self.augmentation  # raises on a bad preset or override
+        _ = self.augmentation  # a bad preset or override raises here, before any data is read
         for name, least in {"epochs": 0, "freeze_epochs": 0, "bs": 1, "size": 1, "workers": 0}.items():
             if getattr(self, name) < least:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {least}")
@@ -186,20 +186,17 @@ def clean_soft_labels(config: TrainingConfig, run_dir: Path, teachers: list, voc
     return SoftLabel(soft, data, vocab or list(teachers[0].dls.vocab))
 
 
-def make_teachers(config: TrainingConfig, learners: list, vocab: list[str] | None):
-    """The ``--teacher`` learners as :class:`fer.distill.Teacher` (each with the fold its card says it held out)
-    and the number of folds they were cross-fitted on (None: plain teachers)."""
+def teacher_folds(config: TrainingConfig, learners: list, vocab: list[str] | None) -> list:
+    """The fold each ``--teacher`` held out, from its card (None: trained on every fold), after checking that
+    its classes are the student's."""
     from fer.card import load_card
-    from fer.distill import Teacher, check_teachers, parse_fold
+    from fer.distill import parse_fold
 
     classes = vocab or list(learners[0].dls.vocab)
-    teachers = []
     for path, learn in zip(config.teacher, learners):
         if list(learn.dls.vocab) != classes:
             raise ValueError(f"--teacher {path}: classes {list(learn.dls.vocab)} differ from {classes}")
-        card = load_card(path) or {}
-        teachers.append(Teacher.from_learner(learn, parse_fold(card.get("fold")), str(path)))
-    return teachers, check_teachers(teachers)
+    return [parse_fold(load_card(path).get("fold")) for path in config.teacher]
 
 
 def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float, float]) -> dict:
@@ -264,16 +261,20 @@ def prepare(config: TrainingConfig, run_dir: Path):
 def build(config: TrainingConfig, run_dir: Path, stats, source, teacher_learners):
     """The data loaders, the learner (its weights from ImageNet, --init-from or nothing) and the extra
     training callbacks (the teachers' distillation)."""
-    from fer.distill import CrossFitDistillation, parse_fold
+    from fer.distill import CrossFitDistillation, Teacher, check_teachers, parse_fold
     from fer.learner import build_learner, face_dataloaders, init_from_export
 
     vocab = list(source.dls.vocab) if source else None
-    teachers, n_folds = make_teachers(config, teacher_learners, vocab) if teacher_learners else ([], None)
-    clean = None
-    if teachers and config.teacher_view == "clean":
-        if n_folds:
+    folds = teacher_folds(config, teacher_learners, vocab) if teacher_learners else []
+    teachers, n_folds, clean = [], None, None
+    if folds and config.teacher_view == "clean":
+        if any(folds):
             raise ValueError("--teacher-view clean: cross-fitted teachers (--fold) need --teacher-view augmented")
-        clean, teachers = clean_soft_labels(config, run_dir, teacher_learners, vocab), []
+        clean = clean_soft_labels(config, run_dir, teacher_learners, vocab)
+    elif folds:
+        teachers = [Teacher.from_learner(learn, fold, path)
+                    for path, learn, fold in zip(config.teacher, teacher_learners, folds)]
+        n_folds = check_teachers(teachers)
     dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=config.augmentation, vocab=vocab,
                            class_order=config.class_order or "labels", hold_out=parse_fold(config.fold),
                            fold_ids=(n_folds or 1) if teachers else None, soft_labels=clean,
