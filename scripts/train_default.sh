@@ -6,7 +6,7 @@
 #   3. from stage 2's weights, 96 px, 15 epochs distilled from stages 1 + 2 (their flip-TTA soft labels,
 #      weight 0.7; ~95 min) -> runs/stage3/fer2013_effnet_lite0_kd.pkl
 # Everything is written under runs/. exports/ (the model the app serves) is replaced only with --install,
-# which copies stage 3's model and card there at the end.
+# which copies stage 3's model, its ONNX twin and card there at the end.
 # Killed? Run it again: a finished stage is skipped and an interrupted one continues (--resume) from its
 # last checkpoint in runs/. Env: DATA (default data/fer2013), WEIGHTS (a local ImageNet file; when it is
 # missing, timm downloads the weights from its hub).
@@ -14,19 +14,13 @@
 #   bash scripts/train_default.sh [--install]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-INSTALL=0
-for arg in "$@"; do
-  case "$arg" in
-    --install) INSTALL=1 ;;
-    *) echo "usage: bash scripts/train_default.sh [--install]  (unknown argument: $arg)" >&2; exit 2 ;;
-  esac
-done
+source scripts/install_model.sh
+parse_install "bash scripts/train_default.sh" "$@"
 DATA=${DATA:-data/fer2013}
 WEIGHTS=${WEIGHTS:-../shared/weights/tf_efficientnet_lite0.in1k.safetensors}
 STAGE1=runs/stage1_lite0_80.pkl
 STAGE2=runs/stage2/fer2013_effnet_lite0_96.pkl
 STAGE3=runs/stage3/fer2013_effnet_lite0_kd.pkl
-SHIPPED=exports/fer2013_effnet_lite0.pkl
 
 resume_flag() {  # --resume when the run directory holds a checkpoint of an unfinished run
   if [ -f "$1/checkpoint.json" ]; then echo --resume; fi
@@ -49,13 +43,4 @@ if [ ! -f "$STAGE3" ]; then
     --size 96 --epochs 15 --freeze-epochs 0 --lr 2e-3 \
     --out "$STAGE3" --run-dir runs/stage3 $(resume_flag runs/stage3)
 fi
-if [ "$INSTALL" = 1 ]; then
-  # copy beside, then rename: the app never sees a half-copied model
-  for suffix in pkl json; do
-    cp "${STAGE3%.pkl}.$suffix" "exports/.fer2013_effnet_lite0.$suffix.tmp"
-    mv "exports/.fer2013_effnet_lite0.$suffix.tmp" "${SHIPPED%.pkl}.$suffix"
-  done
-  echo "installed $STAGE3 as $SHIPPED (the app's default model; its card beside it)"
-else
-  echo "trained $STAGE3; $SHIPPED is unchanged (run again with --install to replace it)"
-fi
+install_or_say "$STAGE3"

@@ -16,13 +16,8 @@
 #   bash scripts/train_ensemble.sh [--install]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-INSTALL=0
-for arg in "$@"; do
-  case "$arg" in
-    --install) INSTALL=1 ;;
-    *) echo "usage: bash scripts/train_ensemble.sh [--install]  (unknown argument: $arg)" >&2; exit 2 ;;
-  esac
-done
+source scripts/install_model.sh
+parse_install "bash scripts/train_ensemble.sh" "$@"
 DATA=${DATA:-data/fer2013}
 LITE0_WEIGHTS=${LITE0_WEIGHTS:-../shared/weights/tf_efficientnet_lite0.in1k.safetensors}
 MNV2_WEIGHTS=${MNV2_WEIGHTS:-../shared/weights/mobilenetv2_100.in1k.safetensors}
@@ -30,7 +25,6 @@ FOLDS=${FOLDS:-2} TEACHER_SIZE=${TEACHER_SIZE:-128} STUDENT_SIZE=${STUDENT_SIZE:
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-30} STUDENT_EPOCHS=${STUDENT_EPOCHS:-40} BS=${BS:-128} LR=${LR:-6e-3}
 AUGMENT=${AUGMENT:-strong} DISTILL_WEIGHT=${DISTILL_WEIGHT:-0.7} WORKERS=${WORKERS:-0} JOBS=${JOBS:-1}
 RUNS=${RUNS:-runs/ensemble}
-SHIPPED=exports/fer2013_effnet_lite0
 mkdir -p "$RUNS"
 
 weights_for() {  # --weights FILE when the local ImageNet file exists, else timm's hub
@@ -76,12 +70,4 @@ done
 train student tf_efficientnet_lite0 "$STUDENT_SIZE" "$STUDENT_EPOCHS" "${teachers[@]}" --distill-weight "$DISTILL_WEIGHT"
 wait
 
-if [ "$INSTALL" = 1 ]; then
-  for suffix in pkl onnx json; do  # copy beside, then rename: the app never sees a half-copied model
-    cp "$RUNS/student.$suffix" "exports/.fer2013_effnet_lite0.$suffix.tmp"
-    mv "exports/.fer2013_effnet_lite0.$suffix.tmp" "$SHIPPED.$suffix"
-  done
-  echo "installed $RUNS/student.pkl as $SHIPPED.pkl (the app's default model; .onnx and card beside it)"
-else
-  echo "trained $RUNS/student.pkl; $SHIPPED.pkl is unchanged (run again with --install to replace it)"
-fi
+install_or_say "$RUNS/student.pkl"
