@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import platform
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -34,6 +35,7 @@ def load_learner_file(path: str | Path):
     if not path.is_file():
         raise ModelLoadError(f"model file {path}: not found. Train one with `python -m fer.finetune --data DIR "
                              f"--out {path}`, or pass --model PATH to an exported learner (.pkl)")
+    check_exporting_python(path, load_card(path))
     try:
         with known_warnings_silenced():
             learn = load_learner(path, cpu=True)
@@ -44,6 +46,20 @@ def load_learner_file(path: str | Path):
     if not isinstance(learn, Learner) or not hasattr(learn, "dls") or not hasattr(learn.dls, "vocab"):
         raise ModelLoadError(f"model file {path}: holds a {type(learn).__name__}, not a fastai classification learner")
     return learn
+
+
+def check_exporting_python(path: Path, card: dict) -> None:
+    """Refuse a learner whose card says it was exported under another Python minor version: fastai's export
+    pickles some functions by value, as bytecode, and such a file crashes the interpreter (a segfault, not an
+    exception) when it is used under another Python."""
+    exported = str(card.get("versions", {}).get("python", ""))
+    running = platform.python_version()
+    if exported and exported.split(".")[:2] != running.split(".")[:2]:
+        raise ModelLoadError(
+            f"model file {path}: exported under Python {exported}, and this is Python {running}; fastai pickles "
+            f"some of a learner's code as bytecode, which crashes another Python minor version. Use its ONNX file "
+            f"({path.with_suffix('.onnx').name}, any Python), or export it again under Python {running} "
+            f"(`python -m fer.finetune ... --run-dir RUN --resume` exports a finished run's best checkpoint)")
 
 
 class FacePredictor:

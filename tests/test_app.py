@@ -122,6 +122,28 @@ def test_truncated_and_foreign_pickles_are_refused(tmp_path, tiny_model):
             load_learner_file(path)
 
 
+def test_a_learner_exported_under_another_python_is_refused_before_unpickling(tmp_path, tiny_model):
+    import json
+    import platform
+    import shutil
+
+    from fer.model_files import load_predictor
+    from fer.predict import ModelLoadError
+
+    path = shutil.copy(tiny_model, tmp_path / "model.pkl")
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    assert card["versions"]["python"] == platform.python_version()  # the card says where it was exported
+    major, minor = platform.python_version_tuple()[:2]
+    other = f"{major}.{int(minor) + 1}.0"
+    card["versions"]["python"] = other
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match=f"exported under Python {other}.*model.onnx"):
+        load_predictor(path)
+    card["versions"]["python"] = f"{major}.{minor}.99"  # another patch release is fine
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    assert load_predictor(path).classes == card["classes"]
+
+
 def test_share_offline_keeps_serving_locally_and_says_so(tiny_model):
     from gradio_client import Client
 
