@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from math import nan
 from pathlib import Path
 
+from fer.detect import CropSpec
+
 #: name → extra fer.finetune options
 VARIANTS = {
     "none": ["--augment", "none"],
@@ -40,8 +42,8 @@ VARIANTS = {
 }
 #: The variant that trains on ``--crops``: the default recipe on the faces plus their detector crops.
 CROPS_VARIANT = "detector crops"
-#: The app's crop (fer.detect.CropSpec()) in benchmarks/crop_accuracy.py's table.
-APP_CROP = {"margin": 0.0, "square": True, "align": False}
+#: The app's crop, as benchmarks/crop_accuracy.py's table writes its spec.
+APP_CROP = vars(CropSpec())
 
 
 def run_variant(name: str, extra: list[str], args, root: Path) -> dict:
