@@ -1,8 +1,8 @@
 """Facial expression recognition in the browser: live webcam, image upload and video upload.
 
-    python app/main.py [--model exports/fer2013_effnet_lite0.pkl] [--host 127.0.0.1] [--port 7860] [--share]
+    python app/main.py [--model exports/fer2013_effnet_lite0.onnx] [--host 127.0.0.1] [--port 7860] [--share]
 
-With ``--model NAME.onnx`` (``python -m fer.export``) the app runs without torch and fastai.
+It serves an ONNX model (the default), without torch and fastai; a ``.pkl`` learner needs the training install.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer.cli import add_detector_options, check_model_options, configure_logging  # noqa: E402
+from fer.cli import DEFAULT_MODEL_HELP, add_detector_options, check_model_options, configure_logging  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
 from fer.model_files import DEFAULT_MODEL, ModelLoadError  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
 from fer.timeline import EmotionTimeline  # noqa: E402
 from fer.video import OutputPaths, VideoError, VideoReader, analyze_video, plot_faces  # noqa: E402
+from fer.extras import exit_on_missing_extra  # noqa: E402
 
 MAX_FACES_SHOWN = 6
 MAX_UPLOAD = "25mb"
@@ -257,9 +258,7 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL),
-                   help="exported learner (.pkl; loading runs code from the file, so use exports/ or your own) "
-                        "or ONNX model (.onnx, from python -m fer.export; served without torch)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help=DEFAULT_MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a temporary public link")
@@ -275,6 +274,7 @@ def load_recognizer(args: argparse.Namespace) -> FaceRecognizer:
     return FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer.card import DEFAULT_MODEL  # noqa: E402
+from fer.card import DEFAULT_LEARNER as DEFAULT_MODEL  # noqa: E402
 
 
 def stage_recipe(card: dict) -> str:

@@ -35,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # fer and benchmarks.scenes, from a checkout without installing
 
+from fer.extras import exit_on_missing_extra  # noqa: E402
+
 SPLITS = ("train", "valid", "test")
 #: Name of a crop beside its original: <row>.png → <row>_det.png.
 CROP_SUFFIX = "_det"
@@ -309,6 +311,7 @@ def summary(report: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer.cli import add_model_options, check_model_options
+from fer.extras import exit_on_missing_extra
 
 
 @dataclass
@@ -66,13 +67,23 @@ def write_faces(table, result: FileResult) -> None:
                for i, face in enumerate(result.faces, 1)])
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 face``, ``3 faces``."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def reason(result: FileResult) -> str:
+    """Why a file failed, without its path (error messages name the file first)."""
+    return result.error.removeprefix(f"{result.file}: ") if result.error else ""
+
+
 def summary_line(result: FileResult) -> str:
     if result.error:
-        return f"{result.file}: FAILED ({result.error})"
+        return f"{result.file}: FAILED ({reason(result)})"
     if not result.faces:
         return f"{result.file}: no face found"
     faces = ", ".join(f"{f.label} {f.confidence:.0%} at ({f.box.x}, {f.box.y}, {f.box.w}×{f.box.h})" for f in result.faces)
-    return f"{result.file}: {len(result.faces)} face{'s' * (len(result.faces) > 1)}: {faces}"
+    return f"{result.file}: {plural(len(result.faces), 'face')}: {faces}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,6 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from fer.api import load
@@ -126,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                                           "files": [r.as_dict() for r in results]})
     failed = [r for r in results if r.error]
     faces = sum(len(r.faces) for r in results)
-    print(f"{len(results) - len(failed)} of {len(results)} files read, {faces} faces found"
+    print(f"{len(results) - len(failed)} of {plural(len(results), 'file')} read, {plural(faces, 'face')} found"
           + "".join(f" → {p}" for p in (args.csv, args.json) if p), file=sys.stderr)
     if failed:
-        print(f"{len(failed)} file(s) failed:", *(f"  {r.error}" for r in failed), sep="\n", file=sys.stderr)
+        print(f"{plural(len(failed), 'file')} failed:", *(f"  {r.error}" for r in failed), sep="\n", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from fer.detect import DETECTORS
+from fer.extras import exit_on_missing_extra
 
 def astronaut_frame(width: int = 640, height: int = 480) -> np.ndarray:
     """The astronaut photo (public domain, ships with scikit-image) letterboxed into a width×height RGB frame."""
@@ -130,10 +131,11 @@ def run(model: str | Path, frames: int, backend: str = "auto", compare: bool = T
     return result
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="exported learner (.pkl; default: the shipped model)")
+    p.add_argument("--model", help="exported learner (.pkl; default: the shipped model's; needs the training install)")
     p.add_argument("--detector", default=DETECTORS[0], choices=DETECTORS, help="the headline figures' detector")
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--backend", default="auto", choices=("auto", "onnx", "torchscript", "eager"),
@@ -141,14 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compare", action="store_true", help="skip timing every backend side by side")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
-    from fer.card import DEFAULT_MODEL
+    from fer.card import DEFAULT_LEARNER
     from fer.cli import configure_logging
     from fer.model_files import ModelLoadError
 
     configure_logging()
 
     try:
-        result = run(args.model or DEFAULT_MODEL, args.frames, args.backend, not args.no_compare, args.detector)
+        result = run(args.model or DEFAULT_LEARNER, args.frames, args.backend, not args.no_compare, args.detector)
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,8 +14,10 @@ from fer.fileio import write_json_atomic
 
 #: The project checkout (exports/ and docs/ live here).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-#: The shipped default model.
-DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.pkl"
+#: The shipped model as served by default: ONNX, which needs neither torch nor fastai.
+DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.onnx"
+#: The same model as an exported fastai learner (the training install: fine-tuning from it, ``fer.bench``).
+DEFAULT_LEARNER = DEFAULT_MODEL.with_suffix(".pkl")
 
 
 class ModelLoadError(RuntimeError):

@@ -26,8 +26,9 @@ def configure_logging(verbose: bool = False) -> None:
     logger.propagate = False
 
 
-DEFAULT_MODEL_HELP = ("exported learner (.pkl; default: the shipped model; loading a pickle runs code from the file, "
-                      "so use exports/ or your own) or ONNX model (.onnx, torch-free)")
+DEFAULT_MODEL_HELP = ("ONNX model (.onnx; default: the shipped exports/fer2013_effnet_lite0.onnx) or exported learner "
+                      "(.pkl; needs the training install, and loading a pickle runs code from the file, so use "
+                      "exports/ or your own)")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

@@ -34,6 +34,7 @@ from fer.faces import TTA_MODES, tta_mode
 from fer.fileio import write_json_atomic
 from fer.images import images_under
 from fer.model_files import ModelLoadError, Predictor, load_predictor
+from fer.extras import exit_on_missing_extra
 
 
 @dataclass
@@ -197,6 +198,7 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

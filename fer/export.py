@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from fer.extras import exit_on_missing_extra
+
 #: The largest difference in class probabilities from ``learn.predict`` an exported file may show.
 TOLERANCE = 1e-4
 #: Faces the export is checked on (random, flat, gradient and mirrored ones).
@@ -126,6 +128,7 @@ def export_onnx(learn, out: str | Path, card: dict) -> Path:
     return out
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     pkl = Path(args.model)

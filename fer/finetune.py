@@ -14,6 +14,7 @@ import sys
 from fer.cli import configure_logging
 from fer.labels import CLASS_ORDERS
 from fer.training import DEFAULT_DISTILL_WEIGHT, PRECISIONS, TrainingConfig, set_up, train
+from fer.extras import exit_on_missing_extra
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()

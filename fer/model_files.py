@@ -1,8 +1,8 @@
 """Model files and the one loader the app and the command-line tools use.
 
-``.onnx`` (from ``python -m fer.export`` or ``fer.finetune``) loads with onnxruntime, OpenCV and numpy only;
-``.pkl`` (an exported fastai learner) loads torch and fastai. This module imports neither: the chosen
-predictor's module is imported when a file is loaded.
+``.onnx`` (from ``python -m fer.export`` or ``fer.finetune``; the default) loads with onnxruntime, OpenCV and
+numpy only; ``.pkl`` (an exported fastai learner) loads torch and fastai, which only the training install has.
+This module imports neither: the chosen predictor's module is imported when a file is loaded.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from fer.card import (  # noqa: F401 - part of this module's interface
+    DEFAULT_LEARNER,
     DEFAULT_MODEL,
     PROJECT_ROOT,
     ModelLoadError,
@@ -20,8 +21,9 @@ from fer.card import (  # noqa: F401 - part of this module's interface
     describe_card,
     load_card,
 )
+from fer.extras import install_command, missing_extra
 
-#: The shipped default model as ONNX (torch-free serving).
+#: The shipped default model as ONNX (torch-free serving): the default itself.
 DEFAULT_ONNX = DEFAULT_MODEL.with_suffix(".onnx")
 
 #: Suffix → what such a file is, for messages.
@@ -42,8 +44,9 @@ class Predictor(Protocol):
 
 def load_predictor(path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> Predictor:
     """The predictor for a model file, chosen by its suffix: ``.onnx`` → :class:`fer.onnx_predict.OnnxFacePredictor`
-    (no torch), ``.pkl`` → :class:`fer.predict.FacePredictor` (``backend`` picks its runtime).
-    Raises :class:`ModelLoadError` naming the file when it cannot be used."""
+    (no torch), ``.pkl`` → :class:`fer.predict.FacePredictor` (``backend`` picks its runtime; needs the training
+    install). Raises :class:`ModelLoadError` naming the file when it cannot be used, or when a ``.pkl`` meets an
+    install without torch and fastai (the message names the extra to install)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
@@ -51,7 +54,14 @@ def load_predictor(path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> P
 
         return OnnxFacePredictor.load(path)
     if suffix == ".pkl":
-        from fer.predict import FacePredictor
+        try:
+            from fer.predict import FacePredictor
+        except ModuleNotFoundError as e:
+            if (missing := missing_extra(e)) is None:
+                raise
+            raise ModelLoadError(f"model file {path}: a .pkl learner needs the training install ({missing[0]} is "
+                                 f"missing): {install_command('train')}, or use its ONNX file "
+                                 f"{path.with_suffix('.onnx').name}, which does not") from None
 
         return FacePredictor.load(path, backend)
     kinds = "; ".join(f"{s}: {what}" for s, what in MODEL_KINDS.items())

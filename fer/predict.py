@@ -16,12 +16,12 @@ from fer.quiet import known_warnings_silenced  # before fastai
 with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
     from fastai.vision.all import TensorImageBW
 
-from fer.card import DEFAULT_MODEL, ModelLoadError, describe_card, load_card
+from fer.card import DEFAULT_LEARNER, ModelLoadError, describe_card, load_card
 from fer.faces import batched_probabilities
 from fer.preprocess import inference_module, validation_pipeline
 from fer.runtime import compile_for_inference
 
-__all__ = ["DEFAULT_MODEL", "FacePredictor", "ModelLoadError", "load_learner_file"]
+__all__ = ["DEFAULT_LEARNER", "FacePredictor", "ModelLoadError", "load_learner_file"]
 
 
 def load_learner_file(path: str | Path):
@@ -78,7 +78,7 @@ class FacePredictor:
         self._compiled = None
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> "FacePredictor":
+    def load(cls, path: str | Path = DEFAULT_LEARNER, backend: str = "auto") -> "FacePredictor":
         return cls(load_learner_file(path), load_card(path), backend)
 
     @torch.inference_mode()

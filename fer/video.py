@@ -2,7 +2,7 @@
 
     python -m fer.video IN.mp4 --out DIR [--every N] [--detector yunet|haar]
 
-Writes DIR/IN.annotated.mp4 (boxes, labels and tracked face ids), DIR/IN.csv (one row per analysed frame and
+Writes DIR/IN.annotated.mp4 (H.264; boxes, labels and tracked face ids), DIR/IN.csv (one row per analysed frame and
 face: frame, time_s, face_id, box, detector score, landmarks, the probability of every class, label),
 DIR/IN.face<ID>.png (each face's expressions over time) and DIR/IN.json (a summary). Anything OpenCV can
 read works; times come from the file's own timestamps (variable frame rates), phone videos are turned
@@ -20,8 +20,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from fer.extras import exit_on_missing_extra
 
 if TYPE_CHECKING:  # numpy and OpenCV load when a video is read, so that --help is instant
     import numpy as np
@@ -129,30 +132,45 @@ class VideoReader:
 
 
 class VideoWriter:
-    """Annotated frames to MP4 (``mp4v``) or WebM (VP8, plays in browsers), chosen by the file's ending."""
+    """Annotated frames to an H.264 MP4 that browsers play (PyAV's FFmpeg with libx264; yuv420p, the index at
+    the front so playback starts before the download ends). Odd widths and heights lose their last pixel row
+    or column (H.264's 4:2:0 needs even sizes); the file is complete once :meth:`close` has run."""
 
-    CODECS = {".mp4": "mp4v", ".webm": "VP80", ".avi": "MJPG"}
+    CODEC, OPTIONS = "libx264", {"crf": "23", "preset": "veryfast", "movflags": "+faststart"}
 
     def __init__(self, path: Path, fps: float, width: int, height: int):
-        import cv2
+        import av
 
-        codec = self.CODECS.get(path.suffix.lower())
-        if codec is None:
-            raise VideoError(f"{path}: choose a video ending in {', '.join(self.CODECS)}")
-        self.size = (width, height)
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, self.size)
-        if not self.writer.isOpened():
-            raise VideoError(f"{path}: OpenCV cannot write {codec} video here")
+        if path.suffix.lower() != ".mp4":
+            raise VideoError(f"{path}: the annotated video is an MP4 (H.264): choose a name ending in .mp4")
+        self.size = (max(2, width - width % 2), max(2, height - height % 2))
+        try:
+            self.container = av.open(str(path), "w", options={"movflags": self.OPTIONS["movflags"]})
+        except OSError as e:
+            raise VideoError(f"{path}: cannot write here ({e.strerror or e})") from None
+        rate = Fraction(fps).limit_denominator(1001)
+        self.stream = self.container.add_stream(self.CODEC, rate=rate,
+                                                options={k: v for k, v in self.OPTIONS.items() if k != "movflags"})
+        self.stream.width, self.stream.height = self.size
+        self.stream.pix_fmt = "yuv420p"
 
     def write(self, rgb: np.ndarray) -> None:
+        import av
         import cv2
+        import numpy as np
 
+        rgb = rgb[:rgb.shape[0] - rgb.shape[0] % 2, :rgb.shape[1] - rgb.shape[1] % 2]
         if (rgb.shape[1], rgb.shape[0]) != self.size:  # the stream changed resolution: keep one size
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
-        self.writer.release()
+        """Flush the encoder and write the MP4's index; the file plays from here on."""
+        try:
+            self.container.mux(self.stream.encode(None))
+        finally:
+            self.container.close()
 
 
 def video_columns(classes: list[str]) -> list[str]:
@@ -353,6 +371,12 @@ def analyze_video_to_frame(recognizer, path: str | Path, every: int = 1, out_dir
     return df
 
 
+def kept(out: OutputPaths) -> str:
+    """Where the results of a run that stopped are: the files that are really there."""
+    files = out.existing()
+    return f"what was done so far is in {', '.join(map(str, files))}" if files else "nothing was written"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from fer.cli import add_model_options, check_model_options
 
@@ -372,6 +396,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
@@ -395,11 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted: what was done so far is in {out.partial_csv} and {out.video}", file=sys.stderr)
+        print(f"interrupted: {kept(out)}", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - a message, not a traceback; the partial results are kept
-        print(f"error: {args.video}: {type(e).__name__}: {e}; what was done so far is in {out.partial_csv}",
-              file=sys.stderr)
+        print(f"error: {args.video}: {type(e).__name__}: {e}; {kept(out)}", file=sys.stderr)
         return 1
     print(f"{report.frames_read} frames ({report.width}×{report.height}, {report.frames_analysed} analysed) in "
           f"{report.seconds:.1f} s = {report.processing_fps:.1f} frames/s; faces: "

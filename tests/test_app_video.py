@@ -15,7 +15,7 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 from benchmarks.video_clips import write_clip  # noqa: E402
-from fer.predict import DEFAULT_MODEL  # noqa: E402
+from fer.card import DEFAULT_MODEL  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 def page(tiny_model, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    from fer.predict import DEFAULT_MODEL
+    from fer.card import DEFAULT_MODEL
 
     model = DEFAULT_MODEL if DEFAULT_MODEL.exists() else tiny_model  # the shipped model makes real screenshots
 
