@@ -173,14 +173,15 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
         path = Path(path)
         if path.stat().st_size > VIDEO_MAX_MB * 1024 * 1024:
             return None, None, None, f"**Cannot use this file.** It is over {VIDEO_MAX_MB} MB."
-        out = OutputPaths(results.folder(), "clip", video_suffix=".webm")  # VP8 WebM: plays in browsers
+        out = OutputPaths(results.folder(), "clip")  # H.264 MP4: plays in browsers
         try:
             report, rows = analyze_video(recognizer, path, out=out, show_progress=True, check=check_clip,
                                          max_frames=round(VIDEO_MAX_S * 120))
         except VideoError as e:
             return None, None, None, f"**Cannot use this file.** {str(e).replace(str(path), path.name)}"
         longest = sorted(report.face_ids, key=lambda i: -sum(r["face_id"] == i for r in rows))[:VIDEO_PLOT_FACES]
-        plot = plot_faces(rows, sorted(longest), recognizer.classes, out.out_dir / "faces.png") if longest else None
+        plot = plot_faces(rows, sorted(longest), recognizer.classes, out.out_dir / "faces.png",
+                          "Expressions over time") if longest else None
         csv_file = report.outputs.get("csv")
         return str(out.video), plot and str(plot), csv_file, video_status(report, rows)
 
@@ -242,15 +243,16 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
                           preprocess=False)
         with gr.Tab("Video", id="video"):
             with gr.Row():
-                # a file box, not a player: many videos OpenCV reads (AVI, MKV, mp4v...) do not play in
-                # browsers, and the player would flag them as errors before they were even analysed
-                clip = gr.File(label=f"Video (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB)", elem_id="clip")
+                with gr.Column():  # the file, what became of it and the CSV, beside the (taller) video
+                    # a file box, not a player: many videos OpenCV reads (AVI, MKV, mp4v...) do not play in
+                    # browsers, and the player would flag them as errors before they were even analysed
+                    clip = gr.File(label=f"Video (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB)", elem_id="clip")
+                    clip_status = gr.Markdown(elem_id="clip-status")
+                    clip_csv = gr.File(label="Every frame's faces (CSV)", interactive=False, elem_id="clip-csv")
                 clip_result = gr.Video(label="Faces", interactive=False, elem_id="clip-result")
-            clip_status = gr.Markdown(elem_id="clip-status")
-            with gr.Row():
-                clip_plot = gr.Image(label="Expressions over time", type="filepath", interactive=False,
-                                     elem_id="clip-plot")
-                clip_csv = gr.File(label="Every frame's faces (CSV)", interactive=False, elem_id="clip-csv")
+            # no label badge: it would cover the plot's top left; the figure carries its own title
+            clip_plot = gr.Image(label="Expressions over time", show_label=False, type="filepath", interactive=False,
+                                 elem_id="clip-plot")
             clip.upload(analyze_clip, clip, [clip_result, clip_plot, clip_csv, clip_status], api_name="analyze_video",
                         concurrency_limit=1, preprocess=False)
     return demo

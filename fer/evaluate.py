@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cm", help="confusion-matrix PNG (default: the --json name with .cm.png, e.g. test.cm.png; "
                                 "without --json, ./confusion_matrix.png)")
     args = p.parse_args(argv)
+    import sklearn  # noqa: F401 - the metrics' library (the training install): missing, stop before the work
+
     configure_logging()
     try:
         predictor = load_predictor(args.model)

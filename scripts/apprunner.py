@@ -62,13 +62,14 @@ def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float, log=N
 
 
 @contextmanager
-def running_app(model: Path, *extra: str, timeout: float = 180):
-    """Yield ``(url, process, log)`` of the app serving ``model``; the log (a temporary file, removed
-    afterwards) holds its stdout and stderr."""
+def running_app(model: Path | None, *extra: str, timeout: float = 180, python: str = sys.executable):
+    """Yield ``(url, process, log)`` of the app serving ``model`` (``None``: its default) under the interpreter
+    ``python``; the log (a temporary file, removed afterwards) holds its stdout and stderr."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([sys.executable, "app/main.py", "--model", str(model), "--port", str(port), *extra],
+    model_args = ["--model", str(model)] if model is not None else []
+    proc = subprocess.Popen([python, "app/main.py", *model_args, "--port", str(port), *extra],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

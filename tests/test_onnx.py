@@ -112,12 +112,20 @@ def test_app_serves_an_onnx_model(tiny_model, tmp_path, astronaut):
     assert status == "Found 1 face." and len(faces[0]["probabilities"]) == 7
 
 
-def test_light_requirements_leave_out_torch_and_fastai():
+def test_default_install_leaves_training_to_the_train_extra():
+    import re
+    import tomllib
+
     from conftest import ROOT
 
-    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements-serve.txt").read_text().splitlines()]
-    names = {line.split(">")[0].split("<")[0].split("=")[0].strip().lower() for line in lines if line}
-    assert names == {"onnxruntime", "opencv-python-headless", "numpy", "pillow", "gradio"}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    serving, train = names(project["dependencies"]), names(project["optional-dependencies"]["train"])
+    assert {"onnxruntime", "opencv-python-headless", "gradio", "matplotlib", "av"} <= serving
+    assert {"torch", "torchvision", "fastai", "timm", "scikit-learn"} <= train and not serving & train
 
 
 def test_evaluate_accepts_an_onnx_model_and_agrees_with_the_pkl(tiny_model, tiny_data, tmp_path):
