@@ -1,11 +1,12 @@
 """Start-up time and memory of the app with an ONNX model against the app with the fastai learner.
 
-Each run starts ``app/main.py`` in a fresh process under the given interpreter (e.g. a light
-``requirements-serve.txt`` environment for the ONNX model), times it until the page answers, reads its
-resident memory (VmRSS, and the peak VmHWM) then and after one upload analysed through gradio_client,
-and stops it.
+Each run starts ``app/main.py`` in a fresh process under the given interpreter (e.g. a venv with the default,
+light install: ``python -m venv /tmp/venv-light && /tmp/venv-light/bin/pip install -e .``), times it until the
+page answers, reads its resident memory (VmRSS, and the peak VmHWM) then and after one upload analysed through
+gradio_client, and stops it. Each interpreter's installed size (its site-packages folder, and the packages in it)
+and the machine's load average are recorded too.
 
-    python benchmarks/serve_footprint.py --run onnx=/tmp/venv-serve/bin/python:exports/fer2013_effnet_lite0.onnx \\
+    python benchmarks/serve_footprint.py --run onnx=/tmp/venv-light/bin/python:exports/fer2013_effnet_lite0.onnx \\
         --run pkl=python:exports/fer2013_effnet_lite0.pkl [--repeat 3] [--json docs/serve_footprint.json]
 """
 
@@ -31,6 +32,15 @@ def memory_mb(pid: int) -> dict[str, float]:
     """Resident (VmRSS) and peak resident (VmHWM) memory of a process, in MB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {key: round(int(fields[key].split()[0]) / 1024, 1) for key in ("VmRSS", "VmHWM")}
+
+
+def installed(python: str) -> dict:
+    """The size of an interpreter's site-packages folder (MB, files as stored on disk) and its packages."""
+    where = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    folder = Path(where)
+    size = sum(p.lstat().st_blocks * 512 for p in folder.rglob("*") if not p.is_symlink())
+    return {"site_packages": where, "site_packages_mb": round(size / 1e6), "packages": len(list(folder.glob("*.dist-info")))}
 
 
 def one_run(python: str, model: str, photo: Path, timeout: float = 300) -> dict:
@@ -81,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append(one_run(python, model, photo))
             print(name, runs[name][-1], flush=True)
     keys = ("startup_s", "rss_mb_at_start", "rss_mb_after_upload", "peak_rss_mb")
-    summary = {name: {"python": configs[name][0], "model": configs[name][1], "runs": len(r),
+    summary = {name: {"python": configs[name][0], "model": configs[name][1], **installed(configs[name][0]),
+                      "load_average_1min_after": round(os.getloadavg()[0], 1), "runs": len(r),
                       **{f"{k}_median": statistics.median(x[k] for x in r) for k in keys}, "all": r}
                for name, r in runs.items()}
     print(json.dumps({n: {k: v for k, v in s.items() if k != "all"} for n, s in summary.items()}, indent=2))

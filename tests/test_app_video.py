@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import sys
 
+import av
 import cv2
 import pytest
 from PIL import Image
@@ -41,7 +42,9 @@ def test_video_tab_returns_annotated_video_plot_and_csv(client, tmp_path):
     video, plot, table, status = analyze_video(client, clip)
     assert status.startswith("30 frames (320×240)") and "faces #1, #2, #3" in status
     annotated = cv2.VideoCapture(video_path(video))
-    assert video_path(video).endswith(".webm") and annotated.get(cv2.CAP_PROP_FRAME_WIDTH) == 320
+    assert video_path(video).endswith(".mp4") and annotated.get(cv2.CAP_PROP_FRAME_WIDTH) == 320
+    with av.open(video_path(video)) as container:  # H.264, which browsers play
+        assert container.streams.video[0].codec_context.name == "h264"
     assert sum(1 for _ in iter(lambda: annotated.read()[0], False)) == 30
     assert Image.open(plot).size[0] > 300
     with open(table, newline="") as f:
@@ -76,12 +79,12 @@ def test_result_folders_are_swept_only_when_their_files_are_old(tmp_path):
     spec.loader.exec_module(app_main)
     results = app_main.ResultFiles(keep_s=60, parent=tmp_path)
     folder = results.folder()
-    (folder / "clip.annotated.webm").write_bytes(b"still being written")
+    (folder / "clip.annotated.mp4").write_bytes(b"still being written")
     long_ago = time.time() - 3600
     os.utime(folder, (long_ago, long_ago))
     results.folder()  # every new request sweeps
     assert folder.exists()  # a long video still being written keeps its folder
-    os.utime(folder / "clip.annotated.webm", (long_ago, long_ago))
+    os.utime(folder / "clip.annotated.mp4", (long_ago, long_ago))
     results.folder()
     assert not folder.exists()
     results.close()

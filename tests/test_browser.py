@@ -89,7 +89,21 @@ def test_video_tab_plays_the_annotated_clip(page, tmp_path):
     page.set_input_files("#clip input[type=file]", str(clip))
     page.wait_for_selector("#clip-status:has-text('20 frames')", timeout=120_000)
     page.wait_for_selector("#clip-result video", timeout=30_000)
-    page.wait_for_function("document.querySelector('#clip-result video').readyState >= 1", timeout=30_000)
+    page.wait_for_function("document.querySelector('#clip-result video').readyState >= 2", timeout=30_000)
     assert page.eval_on_selector("#clip-result video", "v => v.videoWidth") == 320  # the browser decodes it
+    played = page.evaluate("""async () => {
+        const v = document.querySelector('#clip-result video');
+        v.muted = true;
+        await v.play();
+        await new Promise(done => setTimeout(done, 1000));
+        return {time: v.currentTime, duration: v.duration, error: v.error && v.error.message, src: v.currentSrc};
+    }""")
+    assert played["error"] is None and played["duration"] == pytest.approx(2, abs=0.2) and played["time"] > 0.2
+    assert played["src"].endswith(".mp4")  # H.264 MP4 (fer.video's writer), played, not only loaded
     page.wait_for_selector("#clip-plot img", timeout=30_000)
+    # the layout: the status and the CSV sit beside the video (no empty column under the file box), and the
+    # plot has no label badge over its title
+    video, csv_box = (page.locator(s).bounding_box() for s in ("#clip-result", "#clip-csv"))
+    assert csv_box["y"] + csv_box["height"] <= video["y"] + video["height"] and csv_box["x"] < video["x"]
+    assert page.locator("#clip-plot [data-testid=block-label]").count() == 0
     shot(page, "video.png")

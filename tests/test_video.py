@@ -65,6 +65,11 @@ def test_video_cli_writes_tracked_rows_annotated_video_and_plots(clip, tmp_path)
     assert first["right_eye_x"] and 0 < float(first["score"]) <= 1
     video = cv2.VideoCapture(str(out / "scene.annotated.mp4"))
     assert video.get(cv2.CAP_PROP_FRAME_COUNT) == N_FRAMES and video.get(cv2.CAP_PROP_FRAME_WIDTH) == 320
+    import av
+
+    with av.open(str(out / "scene.annotated.mp4")) as container:  # H.264, which browsers play
+        assert container.streams.video[0].codec_context.name == "h264"
+    assert "VP80" not in result.stderr and "FFMPEG" not in result.stderr
     summary = json.loads((out / "scene.json").read_text())
     assert summary["complete"] and summary["frames_read"] == N_FRAMES and len(summary["face_ids"]) == 3
     assert all(Image.open(p).size[0] > 300 for p in summary["outputs"]["plots"])
@@ -108,7 +113,9 @@ def test_analyze_cli_on_a_folder_lists_the_bad_file_and_goes_on(tmp_path, astron
     result = run_cli("-m", "fer.analyze", str(folder), "--csv", str(tmp_path / "faces.csv"),
                      "--json", str(tmp_path / "faces.json"), check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "broken.jpg" in result.stderr and "1 file(s) failed" in result.stderr
+    assert "2 of 3 files read, 1 face found" in result.stderr and "\n1 file failed:\n" in result.stderr
+    failed = next(line for line in result.stdout.splitlines() if "FAILED" in line)
+    assert failed.count("broken.jpg") == 1  # the path once, then why
     rows = read_csv(tmp_path / "faces.csv")
     assert [(Path(r["file"]).name, r["face"], r["label"]) for r in rows] == [("astronaut.jpg", "1", "happy")]
     files = {Path(f["file"]).name: f for f in json.loads((tmp_path / "faces.json").read_text())["files"]}
@@ -242,3 +249,32 @@ def test_live_timeline_keeps_the_last_window_and_redraws_once_a_second():
     assert len(table) == 2 * (1 + 250)  # the frame 30 s ago, then the frames since the face came back
     assert not table["seconds"].between(-29.95, -25.05).any()  # the seconds without a face stay empty
     assert [timeline.due(now=t) for t in (0, 0.5, 1.0, 1.2, 2.5)] == [True, False, True, False, True]
+
+
+def test_a_stopped_run_names_the_files_it_really_left(tmp_path):
+    from fer.video import OutputPaths, kept
+
+    out = OutputPaths(tmp_path, "clip")
+    assert kept(out) == "nothing was written"
+    (tmp_path / "clip.annotated.mp4").write_bytes(b"x")
+    (tmp_path / "clip.csv").write_text("frame\n")  # complete, renamed, then e.g. plotting failed
+    message = kept(out)
+    assert "clip.csv" in message and "clip.annotated.mp4" in message and "partial" not in message
+
+
+def test_annotated_video_of_odd_size_is_h264_that_drops_one_pixel_row_and_column(tmp_path):
+    import av
+
+    from fer.video import VideoError, VideoWriter
+
+    writer = VideoWriter(tmp_path / "odd.mp4", 29.97, 321, 241)
+    for i in range(12):
+        writer.write(np.full((241, 321, 3), 20 * i, np.uint8))
+    writer.write(np.zeros((480, 640, 3), np.uint8))  # the stream changed resolution: scaled to the first
+    writer.close()
+    with av.open(str(tmp_path / "odd.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height, stream.frames) == ("h264", 320, 240, 13)
+        assert abs(float(stream.average_rate) - 29.97) < 0.01
+    with pytest.raises(VideoError, match="MP4"):
+        VideoWriter(tmp_path / "x.webm", 30, 64, 48)
