@@ -56,8 +56,9 @@ def draw_face(image: np.ndarray, box: Box, label: str, confidence: float, face_i
     pad = max(2, round(th / 5))
     height = th + base + 2 * pad
     top = box.y - height if box.y - height >= 0 else box.y + box.h  # below the box at the top edge
-    cv2.rectangle(image, (box.x, top), (box.x + tw + 2 * pad, top + height), colour, -1)
-    cv2.putText(image, text, (box.x + pad, top + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, text_colour(colour),
+    left = max(0, min(box.x, image.shape[1] - tw - 2 * pad))  # moved left rather than cut at the right edge
+    cv2.rectangle(image, (left, top), (left + tw + 2 * pad, top + height), colour, -1)
+    cv2.putText(image, text, (left + pad, top + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, text_colour(colour),
                 weight, cv2.LINE_AA)
 
 

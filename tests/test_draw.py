@@ -39,3 +39,11 @@ def test_labels_scale_with_the_image_not_only_the_face():
     assert on_group_photo >= 1280 * 0.025  # ≥ 15 px when the photo is shown 600 px wide
     assert on_group_photo > 1.5 * on_webcam_frame
     assert label_height(1280, 886, Box(400, 400, 400, 400)) > on_group_photo  # a large face: larger still
+
+
+def test_a_label_at_the_right_edge_moves_left_instead_of_being_cut():
+    image = np.zeros((240, 320, 3), np.uint8)
+    draw_face(image, Box(270, 100, 48, 48), "neutral", 0.86, face_id=3)
+    label_rows = image[:100]
+    columns = np.flatnonzero((label_rows == CLASS_COLOURS["neutral"]).all(axis=2).any(axis=0))
+    assert columns.max() == 319 and columns.min() < 270  # the whole label, ending at the edge
