@@ -11,4 +11,4 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 python -m pip install -q -e ".[dev]"
-python -c "import fer, timm, fastai, gradio, cv2; assert hasattr(cv2, 'CascadeClassifier'); print('fer set-up OK')"
+python -c "import fer, timm, fastai, gradio, cv2, av; assert hasattr(cv2, 'CascadeClassifier'); print('fer set-up OK')"

@@ -4,7 +4,7 @@ it: ``python -m venv`` + ``pip install -e .``, so no torch, fastai or timm. With
 through the stream function), and ``fer.analyze``, ``fer.video`` and ``fer.load()`` work; a ``.pkl`` or a
 training command is a one-line message naming the extra to install.
 
-It needs PyPI (or pip's cache after scripts/setup.sh) to build the environment: about 70 s on 2 CPU cores
+It needs PyPI (or pip's cache after scripts/setup.sh) to build the environment
 (``FER_LIGHT_PYTHON=/path/to/venv/bin/python`` reuses one)."""
 
 from __future__ import annotations
