@@ -17,6 +17,7 @@ Writes ``OUT`` (.pkl) and ``OUT.onnx`` with a card that records both settings an
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -95,10 +96,18 @@ def adjust_logits(learn, shares, power: float) -> None:
         last.bias -= (power * torch.log(shares)).to(last.bias.dtype)
 
 
+def valid_accuracy(learn, folder: Path) -> float:
+    """The learner's accuracy on a class-per-folder split (``DATA/valid``)."""
+    from fer.evaluate import evaluate
+    from fer.predict import FacePredictor
+
+    return round(evaluate(FacePredictor(learn), folder)["accuracy"], 4)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
-    from fer.card import load_card
+    from fer.card import load_card, timestamp
     from fer.export import ExportError, export_onnx
     from fer.learner import export_learner
     from fer.predict import ModelLoadError, load_learner_file
@@ -119,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         card = {**load_card(args.tuned), "blend": {
             "tuned": Path(args.tuned).name, "base": Path(args.base).name if args.alpha < 1 else None,
             "alpha": args.alpha, "prior_power": args.prior_power,
-            "class_shares": dict(zip(classes, map(float, shares))) if shares is not None else None}}
+            "class_shares": dict(zip(classes, map(float, shares))) if shares is not None else None,
+            "tuned_valid_accuracy": load_card(args.tuned).get("valid_accuracy"),
+            "command": "python -m fer.blend " + shlex.join(sys.argv[1:] if argv is None else argv)},
+            "exported": timestamp()}
+        if args.data and (Path(args.data) / "valid").is_dir():  # the blend's own PublicTest accuracy
+            card["valid_accuracy"] = valid_accuracy(learn, Path(args.data) / "valid")
+            card["best_epoch"] = f"{card.get('best_epoch')} of the tuned run, then blended"
         card.pop("onnx", None)
         out = export_learner(learn, args.out, card)
         onnx = export_onnx(learn, out.with_suffix(".onnx"), card)

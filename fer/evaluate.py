@@ -17,7 +17,8 @@ report, the JSON's tta field and the confusion matrix's title state the mode.
 
 --suite runs the evaluation suite (fer/suite.py) instead: plain faces and the app's detector crops of one
 FER-2013 split (--usage, PublicTest by default), each against the FER-2013 and the FER+ labels, and the
-serving score; --model may be given several times (the faces are built once), --json writes every
+serving score; --model may be given several times (the faces are built once; NAME=PATH names its column),
+--json writes every
 model's figures and --md (default: the --json name with .md) the table, the models side by side:
 
     python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/suite/public.json
@@ -257,10 +258,12 @@ def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
             print(f"error: {path}: no such file ({what})", file=sys.stderr)
             return 2
     try:
-        predictors = {m: load_predictor(m) for m in models}
+        named = dict(m.split("=", 1) if "=" in m else (m, m) for m in models)  # NAME=PATH names a column
+        predictors = {name: load_predictor(path) for name, path in named.items()}
         import fer.scenes  # noqa: F401  (scikit-image for the background photos, checked before the long part)
         faces = suite_faces(args.csv, args.ferplus, args.usage, limit=args.limit, cache=args.cache or None)
-        results = {m: {**run_suite(p, faces, tta=tta_mode(args.tta)), "model": m} for m, p in predictors.items()}
+        results = {name: {**run_suite(p, faces, tta=tta_mode(args.tta)), "model": named[name]}
+                   for name, p in predictors.items()}
     except (ModelLoadError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -270,7 +273,7 @@ def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
     table = format_table(results)
     print(table)
     print(f"faces built in {faces.seconds:.0f} s (once; then from --cache); each model: "
-          + ", ".join(f"{Path(m).name} {r['seconds']['model']:.0f} s" for m, r in results.items()))
+          + ", ".join(f"{name} {r['seconds']['model']:.0f} s" for name, r in results.items()))
     if args.json:
         write_json_atomic(Path(args.json), results)
         md = Path(args.md or Path(args.json).with_suffix(".md"))

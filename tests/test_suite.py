@@ -40,10 +40,10 @@ def test_suite_command_writes_json_and_table_and_reuses_its_faces(tiny_model, ti
     onnx = tiny_model.with_suffix(".onnx")
     out = tmp_path / "suite.json"
     args = ("-m", "fer.evaluate", "--suite", "--usage", "PrivateTest", "--csv", str(tiny_csv), "--ferplus", str(votes),
-            "--model", str(tiny_model), "--model", str(onnx), "--json", str(out), "--cache", str(tmp_path / "cache"))
+            "--model", str(tiny_model), "--model", f"onnx={onnx}", "--json", str(out), "--cache", str(tmp_path / "cache"))
     first = run_cli(*args)
     results = json.loads(out.read_text())
-    assert list(results) == [str(tiny_model), str(onnx)]
+    assert list(results) == [str(tiny_model), "onnx"] and results["onnx"]["model"] == str(onnx)
     for result in results.values():
         assert result["usage"] == "PrivateTest" and set(result["cells"]) == set(SETS)
         plain = result["cells"]["plain"]
@@ -57,7 +57,7 @@ def test_suite_command_writes_json_and_table_and_reuses_its_faces(tiny_model, ti
     assert "serving score" in table and "crops tilted, ferplus labels" in table and "recall of disgust" in table
     assert list((tmp_path / "cache").glob("suite-PrivateTest-seed0-all-*.npz"))
     again = run_cli(*args)  # the faces come from the cache: the same figures
-    assert json.loads(out.read_text())[str(onnx)]["cells"] == b["cells"]
+    assert json.loads(out.read_text())["onnx"]["cells"] == b["cells"]
     assert "faces built in" in first.stdout and "faces built in" in again.stdout
 
 
