@@ -1,7 +1,10 @@
-"""Render docs/model_card.md from the model's card JSON and two `python -m fer.evaluate --json` outputs.
+"""Render docs/model_card.md from the model's card JSON, two `python -m fer.evaluate --json` outputs and
+the evaluation suite's PrivateTest table (docs/suite/private.md).
 
     python -m fer.evaluate --data data/fer2013/test --json docs/eval/test.json --cm docs/eval/confusion_matrix.png
     python -m fer.evaluate --data data/fer2013/test --tta --json docs/eval/test_tta.json --cm docs/eval/confusion_matrix_tta.png
+    python -m fer.evaluate --suite --usage PrivateTest --model "v1 (shipped before)=OLD.onnx" \
+        --model "v2 (shipped now)=exports/fer2013_effnet_lite0.onnx" --json docs/suite/private.json
     python benchmarks/render_model_card.py
 """
 
@@ -29,6 +32,11 @@ def stage_recipe(card: dict) -> str:
                    f"batches, each face labelled by the teachers that held out its fold; weight {card['distill_weight']:g})")
     if card.get("augment") and card.get("augment_preset"):
         extras += f", `--augment {card['augment_preset']}`"
+    if card.get("ferplus"):
+        extras += (f", the loss mixing the FER-2013 label with the FER+ crowd's votes (`{card['ferplus']}`, "
+                   f"weight {card['ferplus_weight']:g})")
+    if "_det" in card.get("command", ""):
+        extras += ", on the faces plus the app's detector crops of them (`data_scripts/detector_crops.py`)"
     if card.get("ema"):
         extras += f", weight EMA {card['ema']:g}"
     return (f"{start}, {card['input_size']} px: {frozen} frozen + {unfrozen} unfrozen epochs (fastai `fine_tune` "
@@ -46,9 +54,19 @@ def recipe(card: dict) -> str:
     return "\n".join(f"| recipe, stage {i} | {stage_recipe(c)} |" for i, c in enumerate(stages(card), 1))
 
 
+def blend_row(card: dict) -> str:
+    blend = card.get("blend")
+    if not blend:
+        return ""
+    return (f"| then blended | weights {blend['alpha']:g} × `{blend['tuned']}` + {1 - blend['alpha']:g} × `{blend['base']}`"
+            f" (WiSE-FT), logits adjusted by {blend['prior_power']:g} × log(training class share) (`python -m fer.blend`):"
+            f" PublicTest accuracy {blend['tuned_valid_accuracy']:.4f} → {card['valid_accuracy']:.4f} |\n")
+
+
 def commands(card: dict) -> str:
-    return "<br>".join(f"`{c['command']}`" for c in stages(card)) + " (all stages: `bash scripts/train_default.sh`)" * (
-        len(stages(card)) > 1)
+    blend = [f"`{card['blend']['command']}`"] if card.get("blend") else []
+    return "<br>".join([f"`{c['command']}`" for c in stages(card)] + blend) + (
+        " (all stages: `bash scripts/train_default.sh`)" * (len(stages(card)) > 1))
 
 
 def main() -> None:
@@ -59,6 +77,7 @@ def main() -> None:
     rows = "\n".join(f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1-score']:.3f} | {m['support']} |"
                      for c, m in plain["per_class"].items())
     v = card["versions"]
+    suite = (ROOT / "docs/suite/private.md").read_text()
     text = f"""# Model card: `{rel}`
 
 | | |
@@ -70,7 +89,7 @@ def main() -> None:
 | training data | FER-2013 Training split ({card['data'].get('csv')}, sha256 `{card['data'].get('sha256')}`) |
 | model selection | PublicTest (valid) accuracy {card['valid_accuracy']:.4f}, best epoch: {card['best_epoch']} |
 {recipe(card)}
-| training wall time | {card.get('training_seconds_total', card['training_seconds']) / 60:.0f} min on 2 CPU cores (sum of epoch times{' and teacher labelling' if any(c.get('teacher_label_seconds') for c in stages(card)) else ''}{', all stages' if card.get('previous_stage') else ''}) |
+{blend_row(card)}| training wall time | {card.get('training_seconds_total', card['training_seconds']) / 60:.0f} min on 2 CPU cores (sum of epoch times{' and teacher labelling' if any(c.get('teacher_label_seconds') for c in stages(card)) else ''}{', all stages' if card.get('previous_stage') else ''}) |
 | versions | python {v['python']}, torch {v['torch']}, fastai {v['fastai']}, timm {v['timm']} |
 | command | {commands(card)} |
 
@@ -92,6 +111,17 @@ Per class (plain):
 ![confusion matrix](eval/confusion_matrix.png)
 
 Figures: [`eval/test.json`](eval/test.json), [`eval/test_tta.json`](eval/test_tta.json).
+
+## The evaluation suite, PrivateTest: the faces the app serves, both label sets
+
+The model shipped before (v1, figures in [`eval/v1/`](eval/v1/)) beside this one (v2). Plain faces and the faces
+as the app's YuNet crops them (upright and tilted 10–25°), each against FER-2013's single labels and the
+FER+ crowd's majority labels; the serving score is the mean balanced accuracy of the six cells
+(`python -m fer.evaluate --suite --usage PrivateTest`; PublicTest, which chose the model:
+[`suite/public.md`](suite/public.md)).
+
+{suite}
+Figures: [`suite/private.json`](suite/private.json).
 """
     (ROOT / "docs/model_card.md").write_text(text)
     print(text)

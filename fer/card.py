@@ -18,6 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = PROJECT_ROOT / "exports" / "fer2013_effnet_lite0.onnx"
 #: The same model as an exported fastai learner (the training install: fine-tuning from it, ``fer.bench``).
 DEFAULT_LEARNER = DEFAULT_MODEL.with_suffix(".pkl")
+#: The evaluation suite's PrivateTest figures of the shipped models (``python -m fer.evaluate --suite``).
+SUITE_FIGURES = PROJECT_ROOT / "docs" / "suite" / "private.json"
 
 
 class ModelLoadError(RuntimeError):
@@ -54,3 +56,27 @@ def describe_card(card: dict, classes: Sequence[str]) -> str:
     acc = card.get("valid_accuracy")
     return (f"{card.get('arch', '?')} at {card.get('input_size', '?')} px, "
             + (f"{acc:.1%} accuracy on FER-2013 PublicTest (valid)" if acc else "accuracy unknown"))
+
+
+def suite_figures(model_path: str | Path, figures: str | Path = SUITE_FIGURES) -> dict | None:
+    """The evaluation suite's result for ``model_path`` (its ``.pkl`` or ``.onnx`` twin) from the suite's JSON
+    (:data:`SUITE_FIGURES`), or None when the file does not list it."""
+    figures = Path(figures)
+    if not figures.is_file():
+        return None
+    target = Path(model_path).resolve().with_suffix("")
+    for result in json.loads(figures.read_text()).values():
+        listed = Path(result.get("model", ""))
+        listed = listed if listed.is_absolute() else PROJECT_ROOT / listed
+        if listed.resolve().with_suffix("") == target:
+            return result
+    return None
+
+
+def describe_suite(result: dict) -> str:
+    """One line of the suite's figures for users: the serving score and the plain FER-2013 accuracy."""
+    cells = result["cells"]
+    return (f"evaluation suite ({result['usage']}): serving score {100 * result['serving_score']:.1f} "
+            f"(mean balanced accuracy on plain faces and YuNet crops, FER-2013 and FER+ labels); "
+            f"FER-2013 accuracy {cells['plain']['fer2013']['accuracy']:.1%}, "
+            f"on YuNet crops {cells['crops upright']['fer2013']['accuracy']:.1%}")
