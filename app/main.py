@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import html
 import io
+import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 import weakref
 from pathlib import Path
@@ -30,6 +33,7 @@ import numpy as np  # noqa: E402
 from fer.cli import add_detector_options, check_model_options, configure_logging  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
+from fer.live import YUNET_DYNAMIC, browser_model, live_settings  # noqa: E402
 from fer.model_files import DEFAULT_MODEL, ModelLoadError  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
 from fer.timeline import EmotionTimeline  # noqa: E402
@@ -46,6 +50,8 @@ VIDEO_MAX_MB = 25  # ...and 25 MB (the upload limit)...
 VIDEO_MAX_PIXELS = 1920 * 1080  # ...and full HD
 VIDEO_PLOT_FACES = 4  # the plot shows the faces seen longest
 LIVE_PLOT_S = 30  # the webcam plot: the largest face over the last 30 s
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the live view's modules and onnxruntime-web
+WHERE = ("this device", "the server")  # where webcam frames are processed: the Webcam tab's switch
 
 
 class ResultFiles:
@@ -145,10 +151,98 @@ def live_plot_update(timeline: EmotionTimeline, probs: dict[str, float] | None):
     return timeline.table() if timeline.due() else gr.skip()
 
 
-def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks:
-    """The page: a Webcam tab (streaming, with a live plot), an Upload tab and a Video tab, thin wrappers
-    over :mod:`fer.recognize` and :mod:`fer.video`. Results are written under ``temp`` (default: the
-    system's temporary folder)."""
+def static_url(path: Path) -> str:
+    """The URL, relative to the page, at which Gradio serves a file or folder given to ``gr.set_static_paths``."""
+    return "gradio_api/file=" + urllib.parse.quote(str(Path(path).resolve()))
+
+
+def live_view_config(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[dict | None, str]:
+    """What the page's live view needs (the Python path's settings, :func:`fer.live.live_settings`, and the URLs
+    of onnxruntime-web, YuNet and the app's own model), after registering exactly those files for Gradio to
+    serve. ``(None, reason)`` when the page cannot run this app's model; the Webcam tab then uses the server."""
+    if model is None:
+        return None, "the app was not told its model file"
+    onnx, reason = browser_model(model)
+    if onnx is None:
+        return None, reason
+    try:
+        settings = live_settings(recognizer)
+    except ValueError as e:
+        return None, str(e)
+    gr.set_static_paths([STATIC_DIR, YUNET_DYNAMIC, onnx])
+    return {**settings, "timeline": {"windowS": LIVE_PLOT_S, "refreshS": 1.0},
+            "ortBase": static_url(STATIC_DIR / "vendor" / "onnxruntime-web") + "/", "webgpu": True,
+            "yunetUrl": static_url(YUNET_DYNAMIC), "modelUrl": static_url(onnx), "modelBytes": onnx.stat().st_size,
+            "moduleUrl": static_url(STATIC_DIR / "live" / "main.js"), "budgetMs": 1000 / 30}, ""
+
+
+LIVE_VIEW_JS = """
+const root = element.querySelector('.fer-live');
+const config = JSON.parse(root.dataset.config || 'null');
+if (config) import(new URL(config.moduleUrl, document.baseURI).href)
+  .then((live) => live.start(root, config))
+  .catch((e) => {
+    root.querySelector('.fer-status').textContent = `The live view could not load (${e}); frames go to the server.`;
+    document.querySelector('#where input[value="the server"]')?.click();
+  });
+"""
+
+LIVE_VIEW_CSS = """
+.fer-bar { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; margin-bottom: 8px; }
+.fer-start { padding: 6px 18px; border-radius: 6px; background: var(--button-primary-background-fill);
+             color: var(--button-primary-text-color); border: none; cursor: pointer; font-weight: 600; }
+.fer-main { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
+.fer-stage { position: relative; flex: 2 1 320px; max-width: 720px; background: #000; min-height: 120px; }
+.fer-stage video { display: block; width: 100%; height: auto; }
+.fer-overlay { position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none; }
+.fer-probs { flex: 1 1 220px; }
+.fer-label { margin: 0 0 6px; }
+.fer-row { display: flex; align-items: center; gap: 6px; margin: 3px 0; }
+.fer-name { width: 70px; } .fer-pct { width: 40px; text-align: right; }
+.fer-track { flex: 1; height: 12px; background: var(--neutral-200, #eee); border-radius: 3px; overflow: hidden; }
+.fer-fill { display: block; height: 100%; }
+.fer-timeline { display: block; width: 100%; max-width: 960px; height: 200px; margin-top: 10px; }
+.fer-status { margin: 6px 0; font-size: 0.95em; }
+"""
+
+
+def live_view_markup(config: dict | None, reason: str) -> str:
+    """The live view's elements; the page's modules (app/static/live/main.js) bring them to life."""
+    data = html.escape(json.dumps(config), quote=True) if config else ""
+    status = ("Frames are processed on this device." if config else
+              f"The live view is off ({html.escape(reason)}): frames are sent to the server and processed there.")
+    return f"""<div class="fer-live" data-config="{data}">
+<div class="fer-content"{'' if config else ' hidden'}>
+<div class="fer-bar"><button class="fer-start" type="button">Start</button>
+<label>Camera <select class="fer-facing"><option value="user">front</option><option value="environment">back</option>
+</select></label></div>
+<div class="fer-main"><div class="fer-stage"><video muted playsinline autoplay></video><canvas class="fer-overlay">
+</canvas></div><div class="fer-probs"></div></div>
+<canvas class="fer-timeline"></canvas>
+</div>
+<p class="fer-status">{status}</p>
+</div>"""
+
+
+def live_view(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[gr.Radio, bool]:
+    """The Webcam tab's switch (this device / the server) and its in-page live view; returns the switch and
+    whether the live view can run (else the switch starts on the server)."""
+    config, reason = live_view_config(recognizer, model)
+    if config is None:
+        print(f"live view off: {reason}", file=sys.stderr)
+    where = gr.Radio(list(WHERE), value=WHERE[0] if config else WHERE[1], label="Where frames are processed",
+                     info="this device: in your browser, frames never leave it; the server: frames are sent to "
+                          "this app and processed there", elem_id="where")
+    gr.HTML(live_view_markup(config, reason), js_on_load=LIVE_VIEW_JS, css_template=LIVE_VIEW_CSS,
+            elem_id="device-view")
+    return where, config is not None
+
+
+def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str | Path | None = None) -> gr.Blocks:
+    """The page: a Webcam tab (the live view in the page by default, :func:`live_view`, or streaming to the
+    server, with a live plot), an Upload tab and a Video tab, thin wrappers over :mod:`fer.recognize` and
+    :mod:`fer.video`. Results are written under ``temp`` (default: the system's temporary folder); ``model`` is
+    the model file the page's live view runs (its ``.onnx``)."""
     results = ResultFiles(parent=temp)
 
     def stream(frame: np.ndarray | None, session: VideoSession | None, timeline: EmotionTimeline | None):
@@ -208,13 +302,14 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
     with gr.Blocks(title="fer: facial expression recognition", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(describe(recognizer))
         with gr.Tab("Webcam", id="webcam"):
+            where, in_page = live_view(recognizer, model)
             session = gr.State(None)
-            with gr.Row():
+            with gr.Row(visible=not in_page) as server_view:
                 camera = gr.Image(sources=["webcam"], streaming=True, label="Camera", elem_id="camera")
                 # no label badge or icon buttons: they would cover labels drawn near the image's corners
                 live = gr.Image(label="Recognised", show_label=False, buttons=[], format="jpeg", elem_id="live",
                                 interactive=False)
-            with gr.Row():
+            with gr.Row(visible=not in_page) as server_panels:
                 main_face = gr.Label(num_top_classes=len(recognizer.classes), label="Largest face",
                                      elem_id="main-face")
                 timeline = gr.State(None)
@@ -227,6 +322,8 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
             camera.stream(stream, [camera, session, timeline], [live, main_face, session, live_plot, timeline],
                           stream_every=STREAM_EVERY_S, time_limit=STREAM_TIME_LIMIT_S,
                           concurrency_limit=STREAM_CONCURRENCY, show_progress="hidden", api_name="stream")
+            where.change(lambda w: [gr.Row(visible=w == WHERE[1])] * 2, where, [server_view, server_panels],
+                         show_progress="hidden", api_name=False)
         with gr.Tab("Upload", id="upload"):
             with gr.Row():
                 upload = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Image", elem_id="upload")
@@ -287,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
           f"detector: {recognizer.detector_name}")
     temp = app_temp_folder()
     print(f"temporary files: {temp} (deleted when the app stops)")
-    demo = build_app(recognizer, temp).queue(default_concurrency_limit=4)
+    demo = build_app(recognizer, temp, args.model).queue(default_concurrency_limit=4)
     gradio_says = io.StringIO()
     with contextlib.redirect_stdout(gradio_says):  # the app speaks for itself, below
         _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
