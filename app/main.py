@@ -213,7 +213,7 @@ def live_view_markup(config: dict | None, reason: str) -> str:
               f"The live view is off ({html.escape(reason)}): frames are sent to the server and processed there.")
     return f"""<div class="fer-live" data-config="{data}">
 <div class="fer-content"{'' if config else ' hidden'}>
-<div class="fer-bar"><button class="fer-start" type="button">Start</button>
+<div class="fer-bar"><button class="fer-start" type="button" disabled>Start</button>
 <label>Camera <select class="fer-facing"><option value="user">front</option><option value="environment">back</option>
 </select></label></div>
 <div class="fer-main"><div class="fer-stage"><video muted playsinline autoplay></video><canvas class="fer-overlay">

@@ -59,6 +59,8 @@ class LiveView {
       this.fallBack('This browser cannot run WebAssembly, so frames are sent to the server and processed there.');
       return;
     }
+    this.ui.start.disabled = false;
+    this.root.dataset.ready = 'true';
     const problem = cameraUnavailable();
     this.say(problem || `Frames are processed on this device and never leave it. Press Start to load the model `
       + `(${(this.config.modelBytes / 1e6).toFixed(1)} MB, once) and open the camera.`);
