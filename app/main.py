@@ -19,7 +19,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 import weakref
 from pathlib import Path
@@ -29,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+from starlette.responses import FileResponse, Response  # noqa: E402
+from starlette.routing import Mount, Route  # noqa: E402
+from starlette.staticfiles import StaticFiles  # noqa: E402
 
 from fer.cli import add_detector_options, check_model_options, configure_logging  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
@@ -151,15 +153,14 @@ def live_plot_update(timeline: EmotionTimeline, probs: dict[str, float] | None):
     return timeline.table() if timeline.due() else gr.skip()
 
 
-def static_url(path: Path) -> str:
-    """The URL, relative to the page, at which Gradio serves a file or folder given to ``gr.set_static_paths``."""
-    return "gradio_api/file=" + urllib.parse.quote(str(Path(path).resolve()))
+LIVE_ROUTE = "fer-live"  # the live view's files: fer-live/static/..., fer-live/model.onnx, fer-live/yunet.onnx
 
 
 def live_view_config(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[dict | None, str]:
-    """What the page's live view needs (the Python path's settings, :func:`fer.live.live_settings`, and the URLs
-    of onnxruntime-web, YuNet and the app's own model), after registering exactly those files for Gradio to
-    serve. ``(None, reason)`` when the page cannot run this app's model; the Webcam tab then uses the server."""
+    """What the page's live view needs: the Python path's settings (:func:`fer.live.live_settings`) and the URLs,
+    relative to the page, of its modules, onnxruntime-web, YuNet and the app's own model, with ``"files"``: the
+    URL path → file map :func:`live_view_routes` serves. ``(None, reason)`` when the page cannot run this app's
+    model; the Webcam tab then uses the server."""
     if model is None:
         return None, "the app was not told its model file"
     onnx, reason = browser_model(model)
@@ -169,11 +170,42 @@ def live_view_config(recognizer: FaceRecognizer, model: str | Path | None) -> tu
         settings = live_settings(recognizer)
     except ValueError as e:
         return None, str(e)
-    gr.set_static_paths([STATIC_DIR, YUNET_DYNAMIC, onnx])
+    files = {f"/{LIVE_ROUTE}/model.onnx": onnx, f"/{LIVE_ROUTE}/yunet.onnx": YUNET_DYNAMIC,
+             f"/{LIVE_ROUTE}/static": STATIC_DIR}
     return {**settings, "timeline": {"windowS": LIVE_PLOT_S, "refreshS": 1.0},
-            "ortBase": static_url(STATIC_DIR / "vendor" / "onnxruntime-web") + "/", "webgpu": True,
-            "yunetUrl": static_url(YUNET_DYNAMIC), "modelUrl": static_url(onnx), "modelBytes": onnx.stat().st_size,
-            "moduleUrl": static_url(STATIC_DIR / "live" / "main.js"), "budgetMs": 1000 / 30}, ""
+            "ortBase": f"{LIVE_ROUTE}/static/vendor/onnxruntime-web/", "webgpu": True,
+            "yunetUrl": f"{LIVE_ROUTE}/yunet.onnx", "modelUrl": f"{LIVE_ROUTE}/model.onnx",
+            "modelBytes": onnx.stat().st_size, "moduleUrl": f"{LIVE_ROUTE}/static/live/main.js",
+            "budgetMs": 1000 / 30, "files": {k: str(v) for k, v in files.items()}}, ""
+
+
+class RevalidatedFiles(StaticFiles):
+    """Static files the browser keeps and revalidates on each visit (ETag → 304), so the 33 MB of runtime and
+    model cross the network once, and again only when they change."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def revalidated_file(path: Path):
+    """An endpoint serving one file as :class:`RevalidatedFiles` does."""
+    async def endpoint(request):
+        stat = path.stat()
+        headers = {"cache-control": "no-cache", "etag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'}
+        if headers["etag"] in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return FileResponse(path, headers=headers, stat_result=stat)
+    return endpoint
+
+
+def live_view_routes(files: dict[str, str]) -> list:
+    """The live view's routes (``files``: URL path → file or folder, from :func:`live_view_config`) for the app's
+    FastAPI server (``launch(app_kwargs={"routes": ...})``, so they answer from the first request, ahead of
+    Gradio's own): only these files, nothing else beside them."""
+    return [Mount(url, RevalidatedFiles(directory=path)) if Path(path).is_dir()
+            else Route(url, revalidated_file(Path(path)), methods=["GET", "HEAD"]) for url, path in files.items()]
 
 
 LIVE_VIEW_JS = """
@@ -224,18 +256,20 @@ def live_view_markup(config: dict | None, reason: str) -> str:
 </div>"""
 
 
-def live_view(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[gr.Radio, bool]:
-    """The Webcam tab's switch (this device / the server) and its in-page live view; returns the switch and
-    whether the live view can run (else the switch starts on the server)."""
+def live_view(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[gr.Radio, dict]:
+    """The Webcam tab's switch (this device / the server) and its in-page live view; returns the switch and the
+    files the live view needs served (:func:`live_view_routes`; empty when it cannot run, and the switch then
+    starts on the server)."""
     config, reason = live_view_config(recognizer, model)
     if config is None:
         print(f"live view off: {reason}", file=sys.stderr)
+    files = config.pop("files") if config else {}
     where = gr.Radio(list(WHERE), value=WHERE[0] if config else WHERE[1], label="Where frames are processed",
                      info="this device: in your browser, frames never leave it; the server: frames are sent to "
                           "this app and processed there", elem_id="where")
     gr.HTML(live_view_markup(config, reason), js_on_load=LIVE_VIEW_JS, css_template=LIVE_VIEW_CSS,
             elem_id="device-view")
-    return where, config is not None
+    return where, files
 
 
 def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str | Path | None = None) -> gr.Blocks:
@@ -302,7 +336,8 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
     with gr.Blocks(title="fer: facial expression recognition", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(describe(recognizer))
         with gr.Tab("Webcam", id="webcam"):
-            where, in_page = live_view(recognizer, model)
+            where, demo.live_files = live_view(recognizer, model)
+            in_page = bool(demo.live_files)
             session = gr.State(None)
             with gr.Row(visible=not in_page) as server_view:
                 camera = gr.Image(sources=["webcam"], streaming=True, label="Camera", elem_id="camera")
@@ -389,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.redirect_stdout(gradio_says):  # the app speaks for itself, below
         _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                                               max_file_size=MAX_UPLOAD, show_error=False, quiet=True,
-                                              prevent_thread_lock=True)
+                                              prevent_thread_lock=True,
+                                              app_kwargs={"routes": live_view_routes(demo.live_files)})
     print(f"serving on {local_url}", flush=True)
     if args.share and share_url:
         print(f"public link: {share_url} (for 1 week at most; anyone with it can use this app)", flush=True)

@@ -80,10 +80,11 @@ def measure(page, seconds: float) -> list[dict]:
 
 
 def downloads(page) -> dict:
-    """What the page fetched for the live view (bytes on the wire, as the browser's resource timing says)."""
-    entries = page.evaluate("""performance.getEntriesByType('resource').filter((e) => e.name.includes('file='))
-        .map((e) => [decodeURIComponent(e.name.split('file=')[1]), e.encodedBodySize || e.transferSize])""")
-    files = {Path(name).name: size for name, size in entries}
+    """What a first visit downloads for the live view: the page's modules and the worker's runtime and models
+    (bytes on the wire, from the browser's resource timing; the app compresses text, not binaries)."""
+    entries = page.evaluate("""[...performance.getEntriesByType('resource').map((e) => [e.name, e.encodedBodySize]),
+                                ...window.ferLive.fetched].filter(([name]) => name.includes('/fer-live/'))""")
+    files = {name.split("/fer-live/", 1)[1]: size for name, size in entries}
     return {"files": files, "total_bytes": sum(files.values())}
 
 

@@ -49,6 +49,7 @@ class LiveView {
     this.nextId = 0;
     this.captures = new Map();
     this.recent = [];     // [time, latency ms] of the last processed frames, for the status line
+    this.fetched = [];    // [URL, bytes] the worker downloaded (runtime, models)
   }
 
   init() {
@@ -100,7 +101,7 @@ class LiveView {
     this.ready = new Promise((resolve, reject) => {
       this.worker.onmessage = (e) => {
         const m = e.data;
-        if (m.type === 'ready') { this.backend = m.backend; resolve(m.backend); }
+        if (m.type === 'ready') { this.backend = m.backend; this.fetched = m.fetched; resolve(m.backend); }
         else if (m.type === 'result') this.onResult(m);
         else if (m.type === 'error') this.onError(m, reject);
       };

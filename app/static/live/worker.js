@@ -36,7 +36,8 @@ async function handle(message) {
     const loaded = await loadVideoSession(message.config);
     session = loaded.session;
     budgetMs = message.config.budgetMs || budgetMs;
-    self.postMessage({ type: 'ready', backend: loaded.backend });
+    const fetched = performance.getEntriesByType('resource').map((e) => [e.name, e.encodedBodySize]);
+    self.postMessage({ type: 'ready', backend: loaded.backend, fetched });
   } else if (message.type === 'frame') {
     const start = performance.now();
     const frame = pixels(message.bitmap);
