@@ -104,6 +104,17 @@ def test_webcam_switch_to_the_server_streams_annotated_frames_that_change(page):
     page.wait_for_selector("#camera", state="hidden", timeout=30_000)
 
 
+def test_without_webassembly_the_webcam_tab_falls_back_to_the_server(page):
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
+    bare = context.new_page()
+    bare.add_init_script("delete globalThis.WebAssembly")  # a browser without it
+    bare.goto(page.url)
+    bare.wait_for_selector("#camera", state="visible", timeout=60_000)
+    assert bare.eval_on_selector("#where input:checked", "e => e.value") == "the server"
+    assert "cannot run WebAssembly" in bare.inner_text("#device-view .fer-status")
+    context.close()
+
+
 def test_upload_tab_shows_faces(page, tmp_path, astronaut):
     page.click("button[role=tab]:has-text('Upload')")
     photo = tmp_path / "astronaut.png"
