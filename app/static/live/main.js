@@ -115,18 +115,25 @@ class LiveView {
     this.ui.start.disabled = true;
     try {
       if (!this.backend) this.say(`Loading the model (${(this.config.modelBytes / 1e6).toFixed(1)} MB) and the runtime…`);
-      await this.ensureWorker();
+      try {
+        await this.ensureWorker();
+      } catch (e) {
+        this.fallBack(`The model could not run in this browser (${e?.message || e}); frames go to the server.`);
+        return;
+      }
       this.stopFrames?.();
-      await openCamera(this.ui.video, this.ui.facing.value);
+      try {
+        await openCamera(this.ui.video, this.ui.facing.value);
+      } catch (e) {
+        this.stop();
+        this.say(cameraError(e));
+        return;
+      }
       this.worker.postMessage({ type: 'reset' });
       this.running = true;
       this.ui.start.textContent = 'Stop';
       this.say(`Processing on this device (${this.backend === 'webgpu' ? 'WebGPU' : 'WebAssembly'}); frames never leave it.`);
       this.stopFrames = onFrames(this.ui.video, (captureTime) => this.onCameraFrame(captureTime));
-    } catch (e) {
-      this.stop();
-      if (e && e.name && /Error$/.test(e.name) && e.name !== 'Error' && e.name !== 'TypeError') this.say(cameraError(e));
-      else this.fallBack(`The model could not run in this browser (${e?.message || e}); frames go to the server.`);
     } finally {
       this.ui.start.disabled = false;
     }
