@@ -207,3 +207,30 @@ def test_page_tracks_a_moving_face_as_python_does(parity_page):
                          [t["box"] for t in js["tracks"]], [t["probs"] for t in js["tracks"]], recognizer.classes)
         assert [t["id"] for t in js["tracks"]] == [t.id for t in tracks]
     assert fulls == [i % 5 == 0 for i in range(12)]  # the schedule: full detection every 5th frame
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_live_view_on_a_phone_with_a_portrait_camera(parity_page, tmp_path):
+    """A phone-sized page whose (back) camera gives upright 480×640 frames: the live view follows the face."""
+    from apprunner import write_y4m
+
+    page, _ = parity_page
+    frame = scenes()["portrait 480x640"]
+    camera = write_y4m(tmp_path / "portrait.y4m", [np.roll(frame, 3 * i, axis=0) for i in range(10)])
+    browser = page.context.browser.browser_type.launch(
+        executable_path=CHROMIUM, args=[*FLAGS, f"--use-file-for-fake-video-capture={camera}"])
+    try:
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,
+                                    has_touch=True, permissions=["camera"]).new_page()
+        phone.goto(page.url)
+        phone.select_option("#device-view .fer-facing", "environment")
+        phone.click("#device-view .fer-start:enabled", timeout=60_000)
+        phone.wait_for_function("performance.getEntriesByName('fer-frame').length >= 5", timeout=120_000)
+        size = phone.eval_on_selector("#device-view .fer-overlay", "c => [c.width, c.height]")
+        assert size == [480, 640]
+        shown = phone.eval_on_selector("#device-view .fer-stage", "e => e.getBoundingClientRect().width")
+        assert shown <= 390  # fits the phone's width
+        assert any(c in phone.inner_text("#device-view .fer-probs") for c in ("happy", "neutral", "sad", "surprise"))
+    finally:
+        browser.close()

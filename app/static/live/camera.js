@@ -16,7 +16,8 @@ export async function openCamera(video, facing) {
   closeCamera(video);
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: false,
-    video: { facingMode: { ideal: facing }, width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+    // at most 640 a side: enough for faces, cheap to process; the camera's own shape (portrait on a phone)
+    video: { facingMode: { ideal: facing }, width: { max: 640 }, height: { max: 640 }, frameRate: { ideal: 30 } },
   });
   video.srcObject = stream;
   video.muted = true;
