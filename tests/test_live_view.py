@@ -234,3 +234,24 @@ def test_live_view_on_a_phone_with_a_portrait_camera(parity_page, tmp_path):
         assert any(c in phone.inner_text("#device-view .fer-probs") for c in ("happy", "neutral", "sad", "surprise"))
     finally:
         browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_app_serves_the_live_view_files_and_nothing_beside_them(parity_page):
+    import urllib.error
+    import urllib.request
+
+    page, _ = parity_page
+    url = page.url
+    with urllib.request.urlopen(url + "fer-live/yunet.onnx") as r:
+        assert r.status == 200 and r.read() == YUNET_DYNAMIC.read_bytes()
+        etag = r.headers["etag"]
+    with pytest.raises(urllib.error.HTTPError, match="304"):  # kept by the browser, revalidated
+        urllib.request.urlopen(urllib.request.Request(url + "fer-live/yunet.onnx", headers={"If-None-Match": etag}))
+    with urllib.request.urlopen(url + "fer-live/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm") as r:
+        assert r.headers["content-type"] == "application/wasm"
+    for path in ("fer-live/model.pkl", "fer-live/static/../../main.py", "fer-live/static/%2e%2e/main.py",
+                 "fer-live/static/../../../exports/fer2013_effnet_lite0.pkl"):
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(url + path)
