@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import html
 import io
+import json
 import os
 import shutil
 import signal
@@ -26,10 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+from starlette.responses import FileResponse, Response  # noqa: E402
+from starlette.routing import Mount, Route  # noqa: E402
+from starlette.staticfiles import StaticFiles  # noqa: E402
 
 from fer.cli import DEFAULT_MODEL_HELP, add_detector_options, check_model_options, configure_logging  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
+from fer.live import YUNET_DYNAMIC, browser_model, live_settings  # noqa: E402
 from fer.model_files import DEFAULT_MODEL, ModelLoadError  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
 from fer.timeline import EmotionTimeline  # noqa: E402
@@ -47,6 +53,8 @@ VIDEO_MAX_MB = 25  # ...and 25 MB (the upload limit)...
 VIDEO_MAX_PIXELS = 1920 * 1080  # ...and full HD
 VIDEO_PLOT_FACES = 4  # the plot shows the faces seen longest
 LIVE_PLOT_S = 30  # the webcam plot: the largest face over the last 30 s
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the live view's modules and onnxruntime-web
+WHERE = ("this device", "the server")  # where webcam frames are processed: the Webcam tab's switch
 
 
 class ResultFiles:
@@ -113,11 +121,12 @@ def describe(recognizer: FaceRecognizer) -> str:
 Every face in view is found ({recognizer.detector_name}) and classified into {len(recognizer.classes)}
 expressions ({', '.join(recognizer.classes)}) by a fastai/timm model: **{recognizer.predictor.describe()}**.
 
-**Webcam**: allow the camera, press record; boxes and labels follow each face, the panel shows the
-largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. **Upload**: drop a photo; each face
-gets its probabilities, left to right. **Video**: upload a clip (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD)
+**Webcam**: press Start and allow the camera; boxes and labels follow each face, the panel shows the
+largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. By default your browser does the
+work and frames never leave your device; switch to "the server" to stream them here instead. **Upload**: drop
+a photo; each face gets its probabilities, left to right. **Video**: upload a clip (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD)
 for an annotated video with tracked face ids, the expressions over time and a CSV of every frame.
-Uploads, camera frames and results stay in a temporary folder on this server for at most
+Uploads, camera frames streamed to the server and results stay in a temporary folder on this server for at most
 {CACHE_SWEEP[0] + CACHE_SWEEP[1]} seconds and are deleted when the app stops; nothing else is stored."""
 
 
@@ -146,10 +155,130 @@ def live_plot_update(timeline: EmotionTimeline, probs: dict[str, float] | None):
     return timeline.table() if timeline.due() else gr.skip()
 
 
-def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks:
-    """The page: a Webcam tab (streaming, with a live plot), an Upload tab and a Video tab, thin wrappers
-    over :mod:`fer.recognize` and :mod:`fer.video`. Results are written under ``temp`` (default: the
-    system's temporary folder)."""
+LIVE_ROUTE = "fer-live"  # the live view's files: fer-live/static/..., fer-live/model.onnx, fer-live/yunet.onnx
+
+
+def live_view_config(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[dict | None, str]:
+    """What the page's live view needs: the Python path's settings (:func:`fer.live.live_settings`) and the URLs,
+    relative to the page, of its modules, onnxruntime-web, YuNet and the app's own model, with ``"files"``: the
+    URL path → file map :func:`live_view_routes` serves. ``(None, reason)`` when the page cannot run this app's
+    model; the Webcam tab then uses the server."""
+    if model is None:
+        return None, "the app was not told its model file"
+    onnx, reason = browser_model(model)
+    if onnx is None:
+        return None, reason
+    try:
+        settings = live_settings(recognizer)
+    except ValueError as e:
+        return None, str(e)
+    files = {f"/{LIVE_ROUTE}/model.onnx": onnx, f"/{LIVE_ROUTE}/yunet.onnx": YUNET_DYNAMIC,
+             f"/{LIVE_ROUTE}/static": STATIC_DIR}
+    return {**settings, "timeline": {"windowS": LIVE_PLOT_S, "refreshS": 1.0},
+            "ortBase": f"{LIVE_ROUTE}/static/vendor/onnxruntime-web/", "webgpu": True,
+            "yunetUrl": f"{LIVE_ROUTE}/yunet.onnx", "modelUrl": f"{LIVE_ROUTE}/model.onnx",
+            "modelBytes": onnx.stat().st_size, "moduleUrl": f"{LIVE_ROUTE}/static/live/main.js",
+            "budgetMs": 1000 / 30, "files": {k: str(v) for k, v in files.items()}}, ""
+
+
+class RevalidatedFiles(StaticFiles):
+    """Static files the browser keeps and revalidates on each visit (ETag → 304), so the 33 MB of runtime and
+    model cross the network once, and again only when they change."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def revalidated_file(path: Path):
+    """An endpoint serving one file as :class:`RevalidatedFiles` does."""
+    async def endpoint(request):
+        stat = path.stat()
+        headers = {"cache-control": "no-cache", "etag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'}
+        if headers["etag"] in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return FileResponse(path, headers=headers, stat_result=stat)
+    return endpoint
+
+
+def live_view_routes(files: dict[str, str]) -> list:
+    """The live view's routes (``files``: URL path → file or folder, from :func:`live_view_config`) for the app's
+    FastAPI server (``launch(app_kwargs={"routes": ...})``, so they answer from the first request, ahead of
+    Gradio's own): only these files, nothing else beside them."""
+    return [Mount(url, RevalidatedFiles(directory=path)) if Path(path).is_dir()
+            else Route(url, revalidated_file(Path(path)), methods=["GET", "HEAD"]) for url, path in files.items()]
+
+
+LIVE_VIEW_JS = """
+const root = element.querySelector('.fer-live');
+const config = JSON.parse(root.dataset.config || 'null');
+if (config) import(new URL(config.moduleUrl, document.baseURI).href)
+  .then((live) => live.start(root, config))
+  .catch((e) => {
+    root.querySelector('.fer-status').textContent = `The live view could not load (${e}); frames go to the server.`;
+    document.querySelector('#where input[value="the server"]')?.click();
+  });
+"""
+
+LIVE_VIEW_CSS = """
+.fer-bar { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; margin-bottom: 8px; }
+.fer-start { padding: 6px 18px; border-radius: 6px; background: var(--button-primary-background-fill);
+             color: var(--button-primary-text-color); border: none; cursor: pointer; font-weight: 600; }
+.fer-main { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
+.fer-stage { position: relative; flex: 2 1 320px; max-width: 720px; background: #000; min-height: 120px; }
+.fer-stage video { display: block; width: 100%; height: auto; }
+.fer-overlay { position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none; }
+.fer-probs { flex: 1 1 220px; }
+.fer-label { margin: 0 0 6px; }
+.fer-row { display: flex; align-items: center; gap: 6px; margin: 3px 0; }
+.fer-name { width: 70px; } .fer-pct { width: 40px; text-align: right; }
+.fer-track { flex: 1; height: 12px; background: var(--neutral-200, #eee); border-radius: 3px; overflow: hidden; }
+.fer-fill { display: block; height: 100%; }
+.fer-timeline { display: block; width: 100%; max-width: 960px; height: 200px; margin-top: 10px; }
+.fer-status { margin: 6px 0; font-size: 0.95em; }
+"""
+
+
+def live_view_markup(config: dict | None, reason: str) -> str:
+    """The live view's elements; the page's modules (app/static/live/main.js) bring them to life."""
+    data = html.escape(json.dumps(config), quote=True) if config else ""
+    status = ("Frames are processed on this device." if config else
+              f"The live view is off ({html.escape(reason)}): frames are sent to the server and processed there.")
+    return f"""<div class="fer-live" data-config="{data}">
+<div class="fer-content"{'' if config else ' hidden'}>
+<div class="fer-bar"><button class="fer-start" type="button" disabled>Start</button>
+<label>Camera <select class="fer-facing"><option value="user">front</option><option value="environment">back</option>
+</select></label></div>
+<div class="fer-main"><div class="fer-stage"><video muted playsinline autoplay></video><canvas class="fer-overlay">
+</canvas></div><div class="fer-probs"></div></div>
+<canvas class="fer-timeline"></canvas>
+</div>
+<p class="fer-status">{status}</p>
+</div>"""
+
+
+def live_view(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[gr.Radio, dict]:
+    """The Webcam tab's switch (this device / the server) and its in-page live view; returns the switch and the
+    files the live view needs served (:func:`live_view_routes`; empty when it cannot run, and the switch then
+    starts on the server)."""
+    config, reason = live_view_config(recognizer, model)
+    if config is None:
+        print(f"live view off: {reason}", file=sys.stderr)
+    files = config.pop("files") if config else {}
+    where = gr.Radio(list(WHERE), value=WHERE[0] if config else WHERE[1], label="Where frames are processed",
+                     info="this device: in your browser, frames never leave it; the server: frames are sent to "
+                          "this app and processed there", elem_id="where")
+    gr.HTML(live_view_markup(config, reason), js_on_load=LIVE_VIEW_JS, css_template=LIVE_VIEW_CSS,
+            elem_id="device-view")
+    return where, files
+
+
+def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str | Path | None = None) -> gr.Blocks:
+    """The page: a Webcam tab (the live view in the page by default, :func:`live_view`, or streaming to the
+    server, with a live plot), an Upload tab and a Video tab, thin wrappers over :mod:`fer.recognize` and
+    :mod:`fer.video`. Results are written under ``temp`` (default: the system's temporary folder); ``model`` is
+    the model file the page's live view runs (its ``.onnx``)."""
     results = ResultFiles(parent=temp)
 
     def stream(frame: np.ndarray | None, session: VideoSession | None, timeline: EmotionTimeline | None):
@@ -210,13 +339,15 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
     with gr.Blocks(title="fer: facial expression recognition", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(describe(recognizer))
         with gr.Tab("Webcam", id="webcam"):
+            where, demo.live_files = live_view(recognizer, model)
+            in_page = bool(demo.live_files)
             session = gr.State(None)
-            with gr.Row():
+            with gr.Row(visible=not in_page) as server_view:
                 camera = gr.Image(sources=["webcam"], streaming=True, label="Camera", elem_id="camera")
                 # no label badge or icon buttons: they would cover labels drawn near the image's corners
                 live = gr.Image(label="Recognised", show_label=False, buttons=[], format="jpeg", elem_id="live",
                                 interactive=False)
-            with gr.Row():
+            with gr.Row(visible=not in_page) as server_panels:
                 main_face = gr.Label(num_top_classes=len(recognizer.classes), label="Largest face",
                                      elem_id="main-face")
                 timeline = gr.State(None)
@@ -229,6 +360,8 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None) -> gr.Blocks
             camera.stream(stream, [camera, session, timeline], [live, main_face, session, live_plot, timeline],
                           stream_every=STREAM_EVERY_S, time_limit=STREAM_TIME_LIMIT_S,
                           concurrency_limit=STREAM_CONCURRENCY, show_progress="hidden", api_name="stream")
+            where.change(lambda w: [gr.Row(visible=w == WHERE[1])] * 2, where, [server_view, server_panels],
+                         show_progress="hidden", api_name=False)
         with gr.Tab("Upload", id="upload"):
             with gr.Row():
                 upload = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Image", elem_id="upload")
@@ -289,12 +422,13 @@ def main(argv: list[str] | None = None) -> int:
           f"detector: {recognizer.detector_name}")
     temp = app_temp_folder()
     print(f"temporary files: {temp} (deleted when the app stops)")
-    demo = build_app(recognizer, temp).queue(default_concurrency_limit=4)
+    demo = build_app(recognizer, temp, args.model).queue(default_concurrency_limit=4)
     gradio_says = io.StringIO()
     with contextlib.redirect_stdout(gradio_says):  # the app speaks for itself, below
         _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                                               max_file_size=MAX_UPLOAD, show_error=False, quiet=True,
-                                              prevent_thread_lock=True)
+                                              prevent_thread_lock=True,
+                                              app_kwargs={"routes": live_view_routes(demo.live_files)})
     print(f"serving on {local_url}", flush=True)
     if args.share and share_url:
         print(f"public link: {share_url} (for 1 week at most; anyone with it can use this app)", flush=True)

@@ -71,6 +71,7 @@ def two_streams(url: str, seconds: float = 15) -> dict:
         for _ in range(2):
             page = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
             page.goto(url)
+            page.click("#where label:has-text('the server')", timeout=60_000)  # the server's stream, not the live view
             page.click("#camera >> text=Click to Access Webcam", timeout=60_000)
             page.click("#camera >> button:has-text('Record')", timeout=30_000)
             pages.append(page)

@@ -1,7 +1,9 @@
 """The real page in headless Chromium (Debian's, driven by Playwright) with a fake camera fed from a
-Y4M file made from a real photo: the Webcam tab streams annotated frames that change, the Upload tab
-shows faces, the Video tab plays its annotated clip. Screenshots and the delivered frame rate go to
-$FER_SCREENSHOT_DIR when it is set; $FER_APP_PYTHON runs the app under another interpreter (a light venv's)."""
+Y4M file made from a real photo: the Webcam tab's live view runs in the page by default (boxes, labels,
+`fer-frame` measures), its switch moves processing to the server, which streams annotated frames that
+change; the Upload tab shows faces; the Video tab plays its annotated clip. Screenshots and the delivered
+frame rate go to $FER_SCREENSHOT_DIR when it is set; $FER_APP_PYTHON runs the app under another interpreter
+(a light venv's)."""
 
 from __future__ import annotations
 
@@ -26,10 +28,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 def page(request, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    from fer.card import DEFAULT_MODEL
+    from fer.model_files import DEFAULT_ONNX
 
-    # the shipped model makes real screenshots; the tiny one (trained on demand) stands in without it
-    model = DEFAULT_MODEL if DEFAULT_MODEL.exists() else request.getfixturevalue("tiny_model")
+    # the shipped model makes real screenshots (its .onnx: the page runs it too, and the app starts fast)
+    model = DEFAULT_ONNX if DEFAULT_ONNX.exists() else request.getfixturevalue("tiny_model")
 
     camera = write_y4m(tmp_path_factory.mktemp("cam") / "astronaut.y4m",
                        [np.roll(astronaut_frame(), 4 * i, axis=1) for i in range(20)])
@@ -39,7 +41,7 @@ def page(request, tmp_path_factory):
         context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
         page = context.new_page()
         page.goto(url)
-        page.wait_for_selector("#camera")
+        page.wait_for_selector("#device-view .fer-start:enabled")  # the page's modules have loaded
         yield page
         browser.close()
 
@@ -51,7 +53,35 @@ def shot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / name))
 
 
-def test_webcam_tab_streams_annotated_frames_that_change(page):
+def test_webcam_tab_runs_the_live_view_in_the_page_by_default(page):
+    assert page.eval_on_selector("#where input:checked", "e => e.value") == "this device"
+    assert not page.is_visible("#camera")  # the server's stream is the fallback, hidden
+    page.click("#device-view .fer-start")
+    page.wait_for_function("performance.getEntriesByName('fer-frame').length >= 20", timeout=120_000)
+    measures = page.evaluate("performance.getEntriesByName('fer-frame').map(e => ({ms: e.duration, ...e.detail}))")
+    assert all(0 < m["ms"] < 10_000 for m in measures) and {m["backend"] for m in measures} <= {"wasm", "webgpu"}
+    faces = sorted(m["faces"] for m in measures)  # the astronaut, tracked (two tracks for a moment when the
+    assert faces[len(faces) // 2] == 1               # clip loops and the face jumps back)
+    # the overlay has a box and label drawn in a class colour, the panel and the timeline show the face
+    drawn = page.eval_on_selector("#device-view .fer-overlay", """c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return [c.width, c.height, n]; }""")
+    assert drawn[:2] == [640, 480] and drawn[2] > 500, drawn
+    label = page.inner_text("#device-view .fer-probs")
+    assert any(c in label for c in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+    assert "on this device" in page.inner_text("#device-view .fer-status")
+    page.wait_for_function("""(() => { const c = document.querySelector('#device-view .fer-timeline');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; })()""", timeout=30_000)
+    shot(page, "webcam.png")
+
+
+def test_webcam_switch_to_the_server_streams_annotated_frames_that_change(page):
+    page.click("#where label:has-text('the server')")
+    page.wait_for_selector("#camera", state="visible", timeout=30_000)
+    assert page.is_hidden("#device-view .fer-content")  # the live view stops and hides
+    assert "processed there" in page.inner_text("#device-view .fer-status")
+    n = page.evaluate("performance.getEntriesByName('fer-frame').length")
     page.click("#camera >> text=Click to Access Webcam")
     page.click("#camera >> button:has-text('Record')", timeout=30_000)
     page.wait_for_selector("#live img", timeout=60_000)
@@ -63,15 +93,29 @@ def test_webcam_tab_streams_annotated_frames_that_change(page):
         time.sleep(0.02)
     fps = (len(seen) - 1) / 10
     assert len(seen) >= 5, f"only {len(seen)} annotated frames in 10 s"
+    assert page.evaluate("performance.getEntriesByName('fer-frame').length") == n  # the page no longer works
     label = page.inner_text("#main-face")
     assert any(c in label for c in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
-    shot(page, "webcam.png")
+    shot(page, "webcam_server.png")
     folder = os.environ.get("FER_SCREENSHOT_DIR")
     if folder:
         (Path(folder) / "browser_fps.json").write_text(json.dumps({"frames_in_10_s": len(seen), "fps": fps}))
     print(f"browser received {fps:.1f} annotated frames/s")
     page.wait_for_selector("#live-plot canvas, #live-plot svg", timeout=30_000)  # the largest face over time
     page.click("#camera >> button:has-text('Stop')")
+    page.click("#where label:has-text('this device')")
+    page.wait_for_selector("#camera", state="hidden", timeout=30_000)
+
+
+def test_without_webassembly_the_webcam_tab_falls_back_to_the_server(page):
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
+    bare = context.new_page()
+    bare.add_init_script("delete globalThis.WebAssembly")  # a browser without it
+    bare.goto(page.url)
+    bare.wait_for_selector("#camera", state="visible", timeout=60_000)
+    assert bare.eval_on_selector("#where input:checked", "e => e.value") == "the server"
+    assert "cannot run WebAssembly" in bare.inner_text("#device-view .fer-status")
+    context.close()
 
 
 def test_upload_tab_shows_faces(page, tmp_path, astronaut):

@@ -1,0 +1,214 @@
+// The Webcam tab's live view: the camera picture with each face's box and label, the largest face's
+// probabilities and its last seconds, all computed in this page (worker.js runs YuNet and the app's model
+// with onnxruntime-web). Frames never leave the device. The switch #where moves processing to the server
+// (the Gradio stream beside this view); browsers without WebAssembly are moved there automatically.
+//
+// Each processed frame records a User Timing measure 'fer-frame' from the camera frame's capture to its
+// drawn labels (performance.getEntriesByName('fer-frame')), with detail {workerMs, faces, full, backend}.
+
+import { cameraError, cameraUnavailable, closeCamera, onFrames, openCamera } from './camera.js';
+import { drawProbabilities, drawTimeline, drawTracks } from './draw.js';
+import { hasWebAssembly } from './runtime.js';
+import { EmotionTimeline } from './timeline.js';
+
+export const DEVICE = 'this device', SERVER = 'the server';
+
+/** Start the live view in `root` (the app's #device-view markup). @param {HTMLElement} root
+ * @param {import('./recognize.js').LiveConfig & {modelBytes: number, timeline: {windowS: number, refreshS: number},
+ *   colours: Object<string, string>}} config @returns {LiveView} */
+export function start(root, config) {
+  const view = new LiveView(root, config);
+  view.init();
+  window.ferLive = view;  // for tests and the console
+  return view;
+}
+
+/** Absolute URLs for the worker (its own base is its script's URL). */
+function absolute(config) {
+  const url = (u) => new URL(u, document.baseURI).href;
+  return { ...config, ortBase: url(config.ortBase), yunetUrl: url(config.yunetUrl), modelUrl: url(config.modelUrl) };
+}
+
+class LiveView {
+  constructor(root, config) {
+    this.root = root;
+    this.config = config;
+    const q = (s) => root.querySelector(s);
+    this.ui = { start: q('.fer-start'), facing: q('.fer-facing'), video: q('video'), overlay: q('.fer-overlay'),
+      status: q('.fer-status'), probs: q('.fer-probs'), plot: q('.fer-timeline'), content: q('.fer-content') };
+    this.timeline = new EmotionTimeline(config.timeline);
+    this.worker = null;
+    this.ready = null;
+    this.backend = '';
+    this.running = false;
+    this.stopFrames = null;
+    this.latest = null;   // the newest camera frame: {seq, captureTime}
+    this.sentSeq = 0;
+    this.seq = 0;
+    this.busy = false;
+    this.nextId = 0;
+    this.captures = new Map();
+    this.recent = [];     // [time, latency ms] of the last processed frames, for the status line
+    this.fetched = [];    // [URL, bytes] the worker downloaded (runtime, models)
+  }
+
+  init() {
+    document.querySelector('#where')?.addEventListener('change', () => this.onWhere(this.where()));
+    this.ui.start.addEventListener('click', () => (this.running ? this.stop() : this.run()));
+    this.ui.facing.addEventListener('change', () => this.running && this.run());
+    if (!hasWebAssembly()) {
+      this.fallBack('This browser cannot run WebAssembly, so frames are sent to the server and processed there.');
+      return;
+    }
+    this.ui.start.disabled = false;
+    this.root.dataset.ready = 'true';
+    const problem = cameraUnavailable();
+    this.say(problem || `Frames are processed on this device and never leave it. Press Start to load the model `
+      + `(${(this.config.modelBytes / 1e6).toFixed(1)} MB, once) and open the camera.`);
+    this.onWhere(this.where());
+  }
+
+  /** The switch's value: 'this device' or 'the server'. */
+  where() {
+    return document.querySelector('#where input:checked')?.value || DEVICE;
+  }
+
+  onWhere(where) {
+    const here = where === DEVICE;
+    this.ui.content.hidden = !here;
+    if (!here) {
+      this.stop();
+      this.say('Frames are sent to the server and processed there (below). Switch to "this device" to keep them here.');
+    } else if (!this.running) {
+      this.say(cameraUnavailable() || 'Frames are processed on this device and never leave it. Press Start.');
+    }
+  }
+
+  /** Move processing to the server: set the switch, which shows the server's stream. */
+  fallBack(reason) {
+    this.stop();
+    const server = document.querySelector(`#where input[value="${SERVER}"]`);
+    if (server && !server.checked) server.click();
+    this.ui.content.hidden = true;
+    this.say(reason);
+  }
+
+  say(text) { this.ui.status.textContent = text; }
+
+  ensureWorker() {
+    if (this.ready) return this.ready;
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.onmessage = (e) => {
+        const m = e.data;
+        if (m.type === 'ready') { this.backend = m.backend; this.fetched = m.fetched; resolve(m.backend); }
+        else if (m.type === 'result') this.onResult(m);
+        else if (m.type === 'error') this.onError(m, reject);
+      };
+      this.worker.onerror = (e) => reject(new Error(e.message || 'the worker could not start'));
+    });
+    this.worker.postMessage({ type: 'init', config: absolute(this.config) });
+    return this.ready;
+  }
+
+  async run() {
+    this.ui.start.disabled = true;
+    try {
+      if (!this.backend) this.say(`Loading the model (${(this.config.modelBytes / 1e6).toFixed(1)} MB) and the runtime…`);
+      try {
+        await this.ensureWorker();
+      } catch (e) {
+        this.fallBack(`The model could not run in this browser (${e?.message || e}); frames go to the server.`);
+        return;
+      }
+      this.stopFrames?.();
+      try {
+        await openCamera(this.ui.video, this.ui.facing.value);
+      } catch (e) {
+        this.stop();
+        this.say(cameraError(e));
+        return;
+      }
+      this.worker.postMessage({ type: 'reset' });
+      this.running = true;
+      this.ui.start.textContent = 'Stop';
+      this.say(`Processing on this device (${this.backend === 'webgpu' ? 'WebGPU' : 'WebAssembly'}); frames never leave it.`);
+      this.stopFrames = onFrames(this.ui.video, (captureTime) => this.onCameraFrame(captureTime));
+    } finally {
+      this.ui.start.disabled = false;
+    }
+  }
+
+  stop() {
+    this.stopFrames?.();
+    this.stopFrames = null;
+    closeCamera(this.ui.video);
+    this.running = false;
+    this.latest = null;
+    this.ui.start.textContent = 'Start';
+  }
+
+  onCameraFrame(captureTime) {
+    this.latest = { seq: ++this.seq, captureTime };
+    if (!this.busy) this.send();
+  }
+
+  /** Hand the newest camera frame to the worker (one frame in flight; frames that arrive meanwhile are skipped). */
+  async send() {
+    const frame = this.latest;
+    if (!frame || frame.seq === this.sentSeq || !this.running) return;
+    this.busy = true;
+    this.sentSeq = frame.seq;
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(this.ui.video);
+    } catch {
+      this.busy = false;  // no picture yet
+      return;
+    }
+    const id = this.nextId++;
+    this.captures.set(id, frame.captureTime);
+    this.worker.postMessage({ type: 'frame', id, bitmap }, [bitmap]);
+  }
+
+  onResult(m) {
+    const captureTime = this.captures.get(m.id);
+    this.captures.delete(m.id);
+    this.busy = false;
+    if (!this.running) return;
+    const { classes, colours } = this.config;
+    drawTracks(this.ui.overlay, m.tracks, classes, colours, m.width, m.height);
+    const main = m.tracks.reduce((b, t) => (!b || t.box.w * t.box.h > b.box.w * b.box.h ? t : b), null);
+    drawProbabilities(this.ui.probs, main && main.probs, classes, colours);
+    const end = performance.now();
+    performance.measure('fer-frame', { start: captureTime, end,
+      detail: { workerMs: m.ms, faces: m.tracks.length, full: m.full, classified: m.classified,
+        classifyEvery: m.classifyEvery, backend: this.backend } });
+    this.timeline.add(main && main.probs, end / 1000);
+    this.status(end, end - captureTime);
+    if (this.timeline.due(end / 1000)) {
+      drawTimeline(this.ui.plot, this.timeline.points, classes, colours, this.timeline.windowS, end / 1000);
+    }
+    this.send();
+  }
+
+  status(now, latency) {
+    this.recent.push([now, latency]);
+    while (this.recent.length && this.recent[0][0] < now - 1000) this.recent.shift();
+    if (now - (this.lastStatus || 0) > 1000) {
+      this.lastStatus = now;
+      const sorted = this.recent.map((r) => r[1]).sort((a, b) => a - b);
+      this.say(`Processing on this device (${this.backend === 'webgpu' ? 'WebGPU' : 'WebAssembly'}): `
+        + `${this.recent.length} frames/s, ${Math.round(sorted[sorted.length >> 1])} ms from camera to labels. `
+        + 'Frames never leave this device.');
+    }
+  }
+
+  onError(m, reject) {
+    if (m.id === undefined) { reject(new Error(m.message)); return; }
+    this.busy = false;
+    console.error(`fer: frame ${m.id}: ${m.message}`);
+    this.captures.delete(m.id);
+    this.send();
+  }
+}

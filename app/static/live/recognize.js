@@ -1,0 +1,115 @@
+// Detect → track → classify on a live stream, scheduled as fer.recognize.VideoSession does: a full-frame
+// detection every few frames (and whenever nothing is tracked), and on the frames between, a small search
+// around where each tracked face is expected.
+
+import { pyRound } from './box.js';
+import { region, resizeToWidth } from './images.js';
+import { FaceTracker } from './tracking.js';
+
+/** @typedef {import('./images.js').Image} Image */
+/** @typedef {import('./box.js').Box} Box */
+/** @typedef {import('./tracking.js').Track} Track */
+
+/**
+ * Settings shared with the Python path (the app sends fer.recognize.VideoSession's and FaceTracker's values).
+ * @typedef {{fullDetectEvery: number, searchMargin: number, searchFaceWidth: number,
+ *            tracker: {alpha: number, iouThreshold: number, maxMisses: number}}} SessionOptions
+ */
+
+/** Per-stream state: the tracker and the detection schedule (fer.recognize.VideoSession). */
+export class VideoSession {
+  /**
+   * @param {import('./detect.js').YuNetDetector} detector
+   * @param {import('./classify.js').Classifier} classifier
+   * @param {SessionOptions} options
+   */
+  constructor(detector, classifier, options) {
+    this.detector = detector; this.classifier = classifier;
+    this.fullDetectEvery = options.fullDetectEvery; this.searchMargin = options.searchMargin;
+    this.searchFaceWidth = options.searchFaceWidth;
+    this.tracker = new FaceTracker(options.tracker);
+    this.frames = 0;
+    this.shape = null;
+    this.classifyEvery = 1;  // classify tracked faces on every n-th frame only (the page's budget)
+  }
+
+  /** The faces of this frame: a full detection or searches near the tracked faces.
+   * @param {Image} frame @returns {Promise<{boxes: Box[], full: boolean}>} */
+  async detect(frame) {
+    const shape = `${frame.width}x${frame.height}`;
+    if (this.shape !== shape) { this.tracker.reset(); this.shape = shape; }  // new camera or resolution
+    this.frames += 1;
+    if (!this.tracker.tracks.length || (this.frames - 1) % this.fullDetectEvery === 0) {
+      return { boxes: await this.detector.detect(frame), full: true };
+    }
+    const found = [];
+    for (const track of this.tracker.tracks) {
+      for (const box of await this.searchNear(frame, track.expected)) {
+        if (found.every((f) => box.iou(f) < 0.5)) found.push(box);
+      }
+    }
+    return { boxes: found, full: false };
+  }
+
+  /** Faces in the region around `around`, searched at reduced scale. @param {Image} frame @param {Box} around
+   * @returns {Promise<Box[]>} */
+  async searchNear(frame, around) {
+    const r = around.expand(this.searchMargin).clip(frame.width, frame.height);
+    const roi = region(frame, r.x, r.y, r.w, r.h);
+    const { image: small, factor } = resizeToWidth(roi, pyRound(roi.width * this.searchFaceWidth / Math.max(around.w, 1)));
+    return (await this.detector.detect(small)).map((b) => b.scale(1 / factor).shift(r.x, r.y));
+  }
+
+  /** One frame → the live tracks (fer.recognize.annotate_frame without the drawing). Tracked faces are
+   * classified on every `classifyEvery`-th frame; new faces always.
+   * @param {Image} frame @returns {Promise<{tracks: Track[], boxes: Box[], full: boolean, classified: number}>} */
+  async process(frame) {
+    const { boxes, full } = await this.detect(frame);
+    const due = this.classifyEvery <= 1 || this.frames % this.classifyEvery === 0;
+    const expected = this.tracker.tracks.map((t) => t.expected);
+    const wanted = boxes.map((b) => due || expected.every((e) => e.iou(b) < this.tracker.iouThreshold));
+    const chosen = boxes.filter((_, i) => wanted[i]);
+    const probs = chosen.length ? await this.classifier.classify(frame, chosen) : [];
+    let k = 0;
+    const all = wanted.map((w) => (w ? probs[k++] : null));
+    return { tracks: this.tracker.update(boxes, all), boxes, full, classified: chosen.length };
+  }
+}
+
+/** The largest tracked face (the one whose probabilities the page shows), or null. @param {Track[]} tracks
+ * @returns {Track|null} */
+export function largest(tracks) {
+  return tracks.reduce((best, t) => (!best || t.box.area > best.box.area ? t : best), null);
+}
+
+/**
+ * What the app tells the page (app/main.py, live_view_config): where the runtime and models are, and the
+ * Python path's settings.
+ * @typedef {{ortBase: string, webgpu: boolean, yunetUrl: string, modelUrl: string, classes: string[],
+ *            detector: {detectWidth: number, scoreThreshold: number, nmsThreshold: number, minFace: number},
+ *            crop: import('./faces.js').CropSpec, session: SessionOptions}} LiveConfig
+ */
+
+/** Load the runtime and both models and return a fresh session for one stream.
+ * @param {LiveConfig} config @returns {Promise<{session: VideoSession, backend: string}>} */
+export async function loadVideoSession(config) {
+  const { loadRuntime, createSession, fetchBytes } = await import('./runtime.js');
+  const { YuNetDetector } = await import('./detect.js');
+  const { Classifier } = await import('./classify.js');
+  const { ort, backend } = await loadRuntime(config);
+  const [yunetBytes, modelBytes] = await Promise.all([fetchBytes(config.yunetUrl), fetchBytes(config.modelUrl)]);
+  // YuNet stays on WebAssembly: small dynamic-size inputs cost more in GPU dispatch than they save
+  const yunet = await createSession(ort, yunetBytes, backend === 'webgpu' ? 'wasm' : backend);
+  let model = await createSession(ort, modelBytes, backend);
+  let classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop);
+  try {
+    await classifier.predictProba(new Uint8Array(48 * 48));  // a first run: compiles, and proves the backend works
+  } catch (e) {
+    if (model.backend === 'wasm') throw e;
+    console.warn(`fer: the model failed on ${model.backend} (${e}); using WebAssembly`);
+    model = await createSession(ort, modelBytes, 'wasm');
+    classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop);
+  }
+  const detector = new YuNetDetector(yunet.session, ort.Tensor, config.detector);
+  return { session: new VideoSession(detector, classifier, config.session), backend: model.backend };
+}

@@ -1,0 +1,257 @@
+"""The in-browser live view (app/static/live/) against the Python path: the same frames through both, in
+headless Chromium with the files the app serves. Boxes IoU ≥ 0.9, probabilities within 0.02, same labels —
+per frame with full detection, and along a moving clip through the whole schedule (full detection, searches
+near tracked faces, tracking, smoothing). Also: which ONNX file the page runs, and the free-size YuNet."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from apprunner import CHROMIUM, FLAGS, running_app
+from fer.bench import astronaut_frame
+from fer.detect import Box, CropSpec, face_crop
+from fer.faces import to_face
+from fer.images import to_grey
+from fer.live import YUNET_DYNAMIC, browser_model, live_settings
+from fer.model_files import DEFAULT_ONNX
+from fer.recognize import FaceRecognizer, VideoSession
+
+IOU_MIN, PROB_TOL = 0.9, 0.02
+
+
+def test_browser_model_is_the_onnx_itself_or_the_checked_export_beside_a_pkl(tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not really a model")
+    assert browser_model(onnx) == (onnx, "")
+    pkl = tmp_path / "m.pkl"
+    pkl.write_bytes(b"")
+    assert browser_model(pkl) == (onnx, "")  # no card: nothing to check against
+    (tmp_path / "m.json").write_text(json.dumps({"onnx": {"sha256": "0" * 64}}))
+    found, reason = browser_model(pkl)
+    assert found is None and "not the export of m.pkl" in reason
+    onnx.unlink()
+    found, reason = browser_model(pkl)
+    assert found is None and "no m.onnx beside m.pkl" in reason and "python -m fer.export" in reason
+
+
+def test_the_page_settings_are_the_python_ones():
+    recognizer = FaceRecognizer.load(DEFAULT_ONNX) if DEFAULT_ONNX.exists() else pytest.skip("no shipped .onnx")
+    settings = live_settings(recognizer)
+    session = VideoSession()
+    assert settings["classes"] == recognizer.classes
+    assert settings["session"]["fullDetectEvery"] == session.full_detect_every
+    assert settings["session"]["tracker"]["alpha"] == session.tracker.alpha
+    assert settings["detector"]["detectWidth"] == recognizer.video_detector.detect_width
+    assert settings["crop"] == {"margin": 0.0, "square": True, "align": False}
+    with pytest.raises(ValueError, match="runs YuNet"):
+        live_settings(FaceRecognizer.with_detector(recognizer.predictor, "haar"))
+
+
+def test_free_size_yunet_is_the_shipped_yunet():
+    """fer/models/yunet_n_dynamic.onnx is scripts/yunet_dynamic.py's output: the same graph and weights."""
+    onnx = pytest.importorskip("onnx")
+    from yunet_dynamic import dynamic_yunet
+
+    assert onnx.load(str(YUNET_DYNAMIC)).SerializeToString() == dynamic_yunet().SerializeToString()
+
+
+# --- the page against Python, in Chromium ---------------------------------------------------------------------
+
+def scene(size: tuple[int, int], face_scale: float, at: tuple[int, int], mirrored: bool = False,
+          background: str = "coffee") -> np.ndarray:
+    """The astronaut photo scaled by ``face_scale`` pasted at ``at`` into a width×height background photo."""
+    from skimage import data
+
+    width, height = size
+    frame = cv2.resize(getattr(data, background)(), (width, height), interpolation=cv2.INTER_AREA)
+    photo = data.astronaut()[:300, 80:380]
+    photo = photo[:, ::-1] if mirrored else photo
+    photo = cv2.resize(photo, None, fx=face_scale, fy=face_scale, interpolation=cv2.INTER_AREA)
+    x, y = at
+    h, w = min(photo.shape[0], height - y), min(photo.shape[1], width - x)
+    frame[y:y + h, x:x + w] = photo[:h, :w]
+    return np.ascontiguousarray(frame)
+
+
+def scenes() -> dict[str, np.ndarray]:
+    two = scene((640, 480), 0.7, (20, 120))
+    two[100:310, 380:590] = scene((640, 480), 0.7, (0, 0), mirrored=True)[:210, :210]
+    return {
+        "letterboxed 640x480": astronaut_frame(),
+        "pasted, 0.8": scene((640, 480), 0.8, (250, 140)),
+        "two faces": two,
+        "portrait 480x640": scene((480, 640), 1.0, (90, 200), background="chelsea"),
+        "small face": scene((640, 480), 0.35, (400, 300)),
+        "odd size 517x389": scene((517, 389), 0.9, (60, 40), background="rocket"),
+    }
+
+
+def b64(frame: np.ndarray) -> dict:
+    return {"width": frame.shape[1], "height": frame.shape[0], "rgb": base64.b64encode(frame.tobytes()).decode()}
+
+
+PAGE_SETUP = """async () => {
+  const root = document.querySelector('#device-view .fer-live');
+  const config = JSON.parse(root.dataset.config);
+  const url = (u) => new URL(u, document.baseURI).href;
+  const base = url(config.moduleUrl).replace(/main\\.js$/, '');
+  const recognize = await import(base + 'recognize.js');
+  const faces = await import(base + 'faces.js');
+  const box = await import(base + 'box.js');
+  const loaded = await recognize.loadVideoSession({...config, ortBase: url(config.ortBase), yunetUrl: url(config.yunetUrl),
+                                                   modelUrl: url(config.modelUrl)});
+  window.parity = {recognize, faces, box, config, session: loaded.session, backend: loaded.backend};
+  window.parity.image = ({width, height, rgb}) => {
+    const bytes = Uint8Array.from(atob(rgb), (c) => c.charCodeAt(0));
+    return {width, height, channels: 3, data: bytes};
+  };
+  return loaded.backend;
+}"""
+
+DETECT_AND_CLASSIFY = """async (frame) => {
+  const {session, faces, image} = window.parity;
+  const img = image(frame);
+  const boxes = await session.detector.detect(img);
+  const probs = await session.classifier.classify(img, boxes);
+  const crops = boxes.map((b) => Array.from(faces.toFace(faces.faceCrop(img, b, session.classifier.crop))));
+  return {boxes: boxes.map((b) => b.toJSON()), probs: probs.map((p) => Array.from(p)), crops};
+}"""
+
+PROCESS = """async (frame) => {
+  const {session, image} = window.parity;
+  session.classifyEvery = 1;  // as the Python path: every face classified on every frame
+  const result = await session.process(image(frame));
+  return {full: result.full, tracks: result.tracks.map((t) => ({id: t.id, box: t.box.toJSON(), probs: Array.from(t.probs)}))};
+}"""
+
+
+@pytest.fixture(scope="module")
+def parity_page(tmp_path_factory, request):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium (scripts/setup.sh)")
+    from playwright.sync_api import sync_playwright
+
+    model = DEFAULT_ONNX if DEFAULT_ONNX.exists() else request.getfixturevalue("tiny_model").with_suffix(".onnx")
+    recognizer = FaceRecognizer.load(model)
+    with running_app(model) as (url, _, _), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#device-view .fer-live[data-config]")
+        assert page.evaluate(PAGE_SETUP) in ("wasm", "webgpu")
+        yield page, recognizer
+        browser.close()
+
+
+def python_faces(recognizer: FaceRecognizer, frame: np.ndarray):
+    boxes = recognizer.video_detector.detect(frame)
+    grey = to_grey(frame)
+    crops = [to_face(face_crop(grey, b, CropSpec())) for b in boxes]
+    return boxes, recognizer.classify(frame, boxes), crops
+
+
+def as_box(b: dict) -> Box:
+    return Box(b["x"], b["y"], b["w"], b["h"])
+
+
+def check_same_faces(where: str, py_boxes, py_probs, js_boxes, js_probs, classes) -> None:
+    assert len(js_boxes) == len(py_boxes), f"{where}: {len(js_boxes)} faces in the page, {len(py_boxes)} in Python"
+    for i, (pb, pp, jb, jp) in enumerate(zip(py_boxes, py_probs, js_boxes, js_probs)):
+        iou = pb.iou(as_box(jb))
+        assert iou >= IOU_MIN, f"{where}, face {i}: IoU {iou:.3f} ({pb} vs {jb})"
+        gap = float(np.abs(np.asarray(jp) - pp).max())
+        assert gap <= PROB_TOL, f"{where}, face {i}: probabilities differ by {gap:.4f}"
+        assert classes[int(np.argmax(jp))] == classes[int(np.argmax(pp))], f"{where}, face {i}: labels differ"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_finds_and_classifies_faces_as_python_does(parity_page):
+    page, recognizer = parity_page
+    found = 0
+    for name, frame in scenes().items():
+        py_boxes, py_probs, py_crops = python_faces(recognizer, frame)
+        js = page.evaluate(DETECT_AND_CLASSIFY, b64(frame))
+        check_same_faces(name, py_boxes, py_probs, js["boxes"], js["probs"], recognizer.classes)
+        for i, (pc, jc) in enumerate(zip(py_crops, js["crops"])):  # the model's input itself, pixel for pixel
+            diff = np.abs(pc.astype(int) - np.asarray(jc, int).reshape(pc.shape))
+            exact = face_crop(frame, py_boxes[i], CropSpec()).shape[0] > 48  # INTER_AREA: OpenCV's arithmetic
+            assert diff.max() <= (0 if exact else 1), f"{name}, face {i}: crops differ by up to {diff.max()}"
+        found += len(py_boxes)
+    assert found >= 6  # every scene has its faces
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_tracks_a_moving_face_as_python_does(parity_page):
+    """Twelve frames of a face moving 6 px a frame: full detections on frames 1, 6, 11 and searches near the
+    tracked face between them, tracking and smoothing — the page's tracks equal Python's on every frame."""
+    page, recognizer = parity_page
+    page.evaluate("() => { const p = window.parity; p.session.tracker.reset(); p.session.frames = 0; p.session.shape = null; }")
+    session = VideoSession()
+    base = astronaut_frame()
+    fulls = []
+    for i in range(12):
+        frame = np.ascontiguousarray(np.roll(base, 6 * i, axis=1))
+        boxes = session.detect(recognizer, frame)
+        tracks = session.tracker.update(boxes, recognizer.classify(frame, boxes) if boxes else np.zeros((0, 7)))
+        js = page.evaluate(PROCESS, b64(frame))
+        fulls.append(js["full"])
+        check_same_faces(f"frame {i}", [t.box for t in tracks], [t.probs for t in tracks],
+                         [t["box"] for t in js["tracks"]], [t["probs"] for t in js["tracks"]], recognizer.classes)
+        assert [t["id"] for t in js["tracks"]] == [t.id for t in tracks]
+    assert fulls == [i % 5 == 0 for i in range(12)]  # the schedule: full detection every 5th frame
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_live_view_on_a_phone_with_a_portrait_camera(parity_page, tmp_path):
+    """A phone-sized page whose (back) camera gives upright 480×640 frames: the live view follows the face."""
+    from apprunner import write_y4m
+
+    page, _ = parity_page
+    frame = scenes()["portrait 480x640"]
+    camera = write_y4m(tmp_path / "portrait.y4m", [np.roll(frame, 3 * i, axis=0) for i in range(10)])
+    browser = page.context.browser.browser_type.launch(
+        executable_path=CHROMIUM, args=[*FLAGS, f"--use-file-for-fake-video-capture={camera}"])
+    try:
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,
+                                    has_touch=True, permissions=["camera"]).new_page()
+        phone.goto(page.url)
+        phone.select_option("#device-view .fer-facing", "environment")
+        phone.click("#device-view .fer-start:enabled", timeout=60_000)
+        phone.wait_for_function("performance.getEntriesByName('fer-frame').length >= 5", timeout=120_000)
+        size = phone.eval_on_selector("#device-view .fer-overlay", "c => [c.width, c.height]")
+        assert size == [480, 640]
+        shown = phone.eval_on_selector("#device-view .fer-stage", "e => e.getBoundingClientRect().width")
+        assert shown <= 390  # fits the phone's width
+        assert any(c in phone.inner_text("#device-view .fer-probs") for c in ("happy", "neutral", "sad", "surprise"))
+    finally:
+        browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_app_serves_the_live_view_files_and_nothing_beside_them(parity_page):
+    import urllib.error
+    import urllib.request
+
+    page, _ = parity_page
+    url = page.url
+    with urllib.request.urlopen(url + "fer-live/yunet.onnx") as r:
+        assert r.status == 200 and r.read() == YUNET_DYNAMIC.read_bytes()
+        etag = r.headers["etag"]
+    with pytest.raises(urllib.error.HTTPError, match="304"):  # kept by the browser, revalidated
+        urllib.request.urlopen(urllib.request.Request(url + "fer-live/yunet.onnx", headers={"If-None-Match": etag}))
+    with urllib.request.urlopen(url + "fer-live/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm") as r:
+        assert r.headers["content-type"] == "application/wasm"
+    for path in ("fer-live/model.pkl", "fer-live/static/../../main.py", "fer-live/static/%2e%2e/main.py",
+                 "fer-live/static/../../../exports/fer2013_effnet_lite0.pkl"):
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(url + path)
