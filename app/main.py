@@ -32,6 +32,7 @@ from starlette.responses import FileResponse, Response  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 from starlette.staticfiles import StaticFiles  # noqa: E402
 
+from fer.card import describe_suite, suite_figures  # noqa: E402
 from fer.cli import DEFAULT_MODEL_HELP, add_detector_options, check_model_options, configure_logging  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
@@ -116,10 +117,12 @@ def app_temp_folder() -> Path:
     return folder
 
 
-def describe(recognizer: FaceRecognizer) -> str:
+def describe(recognizer: FaceRecognizer, model: str | Path | None = None) -> str:
+    suite = suite_figures(model) if model else None
+    measured = f"\n\nHow well it does where it matters: {describe_suite(suite)}." if suite else ""
     return f"""# Facial expression recognition
 Every face in view is found ({recognizer.detector_name}) and classified into {len(recognizer.classes)}
-expressions ({', '.join(recognizer.classes)}) by a fastai/timm model: **{recognizer.predictor.describe()}**.
+expressions ({', '.join(recognizer.classes)}) by a fastai/timm model: **{recognizer.predictor.describe()}**.{measured}
 
 **Webcam**: press Start and allow the camera; boxes and labels follow each face, the panel shows the
 largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. By default your browser does the
@@ -337,7 +340,7 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
         return annotated, status, details, *labels, *hidden[len(labels):]
 
     with gr.Blocks(title="fer: facial expression recognition", delete_cache=CACHE_SWEEP) as demo:
-        gr.Markdown(describe(recognizer))
+        gr.Markdown(describe(recognizer, model))
         with gr.Tab("Webcam", id="webcam"):
             where, demo.live_files = live_view(recognizer, model)
             in_page = bool(demo.live_files)

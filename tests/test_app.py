@@ -208,3 +208,18 @@ def test_result_files_are_unique_and_swept(astronaut):
     assert [p.name for p in files.dir.iterdir()] == [Path(third).name]
     files.close()
     assert not files.dir.exists()  # nothing left behind in the temp folder
+
+
+def test_the_page_states_the_shipped_models_suite_figures_from_the_suites_file():
+    import json
+
+    from fer.card import DEFAULT_MODEL, SUITE_FIGURES
+    from fer.recognize import FaceRecognizer
+    from fer_app.main import describe
+
+    recognizer = FaceRecognizer.load(DEFAULT_MODEL)
+    shipped = next(r for r in json.loads(SUITE_FIGURES.read_text()).values()
+                   if r["model"] == "exports/fer2013_effnet_lite0.onnx")
+    text = describe(recognizer, DEFAULT_MODEL)
+    assert f"serving score {100 * shipped['serving_score']:.1f}" in text and "PrivateTest" in text
+    assert "serving score" not in describe(recognizer, Path("elsewhere/model.onnx"))  # a model the suite never saw
