@@ -156,3 +156,19 @@ def test_the_personal_model_never_overwrites_the_base(tiny_model, tiny_data, tmp
                                 capsys=capsys)
     assert code == 2 and "would overwrite the base model" in err
     assert copy.read_bytes() == before and not (base / "tiny.onnx").exists()
+
+
+def test_the_live_views_largest_face_is_kept_for_a_correction(tiny_model, astronaut, tmp_path):
+    from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+
+    recognizer = FaceRecognizer.load(tiny_model.with_suffix(".onnx"))
+    session = VideoSession()
+    small = np.ascontiguousarray(astronaut[:, ::-1][::2, ::2])  # a second, smaller face beside the big one
+    frame = np.zeros((512, 768, 3), np.uint8)
+    frame[:, :512], frame[:256, 512:] = astronaut, small
+    annotated, shown = annotate_frame(recognizer, frame, session)
+    crop, probs = session.largest
+    assert probs == shown and crop.ndim == 2 and crop.shape[0] > 80  # the astronaut's face, not the small copy
+    path = feedback.save_correction(tmp_path, crop, "happy", "webcam", "tiny.onnx", max(probs, key=probs.get),
+                                    probs, recognizer.classes)
+    assert feedback.read_manifest(tmp_path)[0]["source"] == "webcam" and path.exists()
