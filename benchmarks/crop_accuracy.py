@@ -4,7 +4,7 @@ classify path.
     python benchmarks/crop_accuracy.py --csv ../shared/data/fer2013.csv.gz [--model PKL] [--limit N] [--json F]
         [--usage PublicTest] [--detector yunet]
 
-Every FER-2013 PrivateTest face is pasted into a 640×480 background photo (benchmarks/scenes.py) at a
+Every FER-2013 PrivateTest face is pasted into a 640×480 background photo (fer/scenes.py) at a
 random place and size (48–240 px wide, a sharp edge: the face fills its frame), once upright and once tilted by 10–25° either way. Each detector
 (at the app's photo settings) looks for it; for every crop setting (margin, square or the box's own
 shape, eye alignment) the crop is classified, and the accuracy on the detected faces is set against the
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scenes import SCENE_SIZE, fer_test_faces, match, random_scene, scene_backgrounds  # noqa: E402
+from fer.scenes import SCENE_SIZE, fer_test_faces, match, random_scene, scene_backgrounds  # noqa: E402
 
 from fer.detect import CropSpec, face_crop, make_detector  # noqa: E402
 from fer.images import to_grey  # noqa: E402

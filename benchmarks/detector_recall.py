@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, paste, photo_faces  # noqa: E402
+from fer.scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, paste, photo_faces  # noqa: E402
 
 from fer.detect import Box, make_detector  # noqa: E402
 

@@ -20,7 +20,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.scenes import background, paste, photo_faces  # noqa: E402
+from fer.scenes import background, paste, photo_faces  # noqa: E402
 
 #: The clip's three parts, as fractions of its length: one moving face, no face, two faces.
 SEGMENTS = (0.4, 0.2, 0.4)

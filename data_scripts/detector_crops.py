@@ -5,7 +5,7 @@
 
 Serving finds a face with YuNet and classifies a crop of the detector's box; FER-2013's faces are framed by
 hand. To train on the serving framing too, every image of the chosen splits (default: train) is pasted
-into a 640×480 background photo the way benchmarks/crop_accuracy.py does (benchmarks/scenes.py: width
+into a 640×480 background photo the way benchmarks/crop_accuracy.py does (fer/scenes.py: width
 48–240 px log-uniform, a random place, a fraction tilted 10–25° either way), YuNet looks for it at the
 app's photo settings (fer.recognize.PHOTO_DETECT_WIDTH), the detection that matches the pasted face (IoU)
 is cropped with the app's crop (fer.detect.CropSpec(): square, no margin, no alignment) and brought to a
@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # fer and benchmarks.scenes, from a checkout without installing
+sys.path.insert(0, str(ROOT))  # fer and benchmarks, from a checkout without installing
 
 SPLITS = ("train", "valid", "test")
 #: Name of a crop beside its original: <row>.png → <row>_det.png.
@@ -153,7 +153,7 @@ def detector_crop(pixels, rng, detector, backgrounds: list, tilted_fraction: flo
                   spec=None):
     """Paste ``pixels`` (a grey face) into a random scene, detect, crop the matching detection as serving
     does: ``(48×48 grey face or None when the detector misses it, tilted)``."""
-    from benchmarks.scenes import match, random_scene
+    from fer.scenes import match, random_scene
     from fer.detect import CropSpec, face_crop
     from fer.faces import to_face
     from fer.images import to_grey
@@ -197,7 +197,7 @@ def build(args: argparse.Namespace) -> dict:
     data, out = Path(args.data), Path(args.out)
     check_paths(data, out, args.splits, args.overwrite)
     try:
-        from benchmarks.scenes import BACKGROUNDS, SCENE_SIZE, TILT_DEGREES, scene_backgrounds
+        from fer.scenes import BACKGROUNDS, SCENE_SIZE, TILT_DEGREES, scene_backgrounds
         backgrounds = scene_backgrounds(SCENE_SIZE)
     except ImportError as e:
         raise BuildError(f"the background photos need scikit-image ({e}): pip install -e '.[bench]'") from None

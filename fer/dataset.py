@@ -191,6 +191,22 @@ def ferplus_majority(path: str | Path) -> list[str | None]:
     return [None if nf else n for n, nf in zip(names, no_face)]
 
 
+def ferplus_vote_shares(path: str | Path, classes: Sequence[str]) -> np.ndarray:
+    """Each row's FER+ votes for ``classes`` (our names), as shares summing to 1: ``(rows, len(classes))``
+    float32. Votes for other columns (contempt when not in ``classes``, unknown, not a face) are left out; a
+    row with no vote for any of ``classes``, or that FER+ marks as not a face (no image name), is all zeros."""
+    votes = pd.read_csv(path)
+    column = {ours: theirs for theirs, ours in FERPLUS_COLUMNS.items()}
+    missing = [c for c in classes if column.get(c) not in votes.columns]
+    if missing:
+        raise CsvFormatError(f"{path}: no FER+ vote column for class(es) {', '.join(missing)}")
+    counts = votes[[column[c] for c in classes]].to_numpy(np.float32)
+    if "Image name" in votes.columns:
+        counts[votes["Image name"].isna().to_numpy()] = 0
+    total = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+
+
 # --------------------------------------------------------------------------- writing
 
 def write_png_atomic(path: Path, image: np.ndarray) -> None:

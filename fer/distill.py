@@ -49,12 +49,17 @@ def parse_fold(text: str | None) -> tuple[int, int] | None:
     return k, n
 
 
+def row_of(path: str | Path) -> int | None:
+    """The FER-2013 row number that starts an image's name (``123.png``, its detector crop ``123_det.png``)."""
+    digits = re.match(r"\d+", Path(path).stem)
+    return int(digits.group()) if digits else None
+
+
 def fold_of(path: str | Path, n_folds: int) -> int:
     """The fold (0 … n_folds−1) of a face image, from the FER-2013 row number that starts its name (so
     ``123.png`` and its detector crop ``123_det.png`` share a fold), else from a checksum of the name."""
-    stem = Path(path).stem
-    digits = re.match(r"\d+", stem)
-    key = int(digits.group()) if digits else zlib.crc32(stem.encode())
+    row = row_of(path)
+    key = row if row is not None else zlib.crc32(Path(path).stem.encode())
     return key % n_folds
 
 

@@ -14,6 +14,13 @@ and listed).
 --tta averages each face's probabilities over several views of it: flip (the face and its mirror image;
 --tta alone) or tencrop (four corner crops and the centre crop, 44 of 48 px, and their mirrors). The
 report, the JSON's tta field and the confusion matrix's title state the mode.
+
+--suite runs the evaluation suite (fer/suite.py) instead: plain faces and the app's detector crops of one
+FER-2013 split (--usage, PublicTest by default), each against the FER-2013 and the FER+ labels, and the
+serving score; --model may be given several times (the faces are built once), --json writes every
+model's figures and --md (default: the --json name with .md) the table, the models side by side:
+
+    python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/suite/public.json
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from fer.cli import configure_logging
 from fer.faces import TTA_MODES, tta_mode
 from fer.fileio import write_json_atomic
 from fer.images import images_under
+from fer.metrics import metrics
 from fer.model_files import ModelLoadError, Predictor, load_predictor
 
 
@@ -118,23 +126,6 @@ def load_labelled(data: str | Path, classes: Sequence[str], detector=None) -> La
     return found
 
 
-def metrics(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
-    from sklearn.metrics import classification_report, confusion_matrix, f1_score
-
-    classes = list(classes)
-    report = classification_report(y_true, y_pred, labels=classes, output_dict=True, zero_division=0)
-    return {
-        "accuracy": float(np.mean(np.array(y_true) == np.array(y_pred))),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
-        "per_class": {c: {k: round(float(report[c][k]), 4) for k in ("precision", "recall", "f1-score")}
-                      | {"support": int(report[c]["support"])} for c in classes},
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
-        "classes": classes,
-        "n": len(y_true),
-    }
-
-
 def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
     from fer.plotting import pyplot
@@ -200,8 +191,9 @@ def format_report(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export)")
-    p.add_argument("--data", required=True, help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
+    p.add_argument("--model", action="append", help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export); "
+                                                     f"default {DEFAULT_MODEL}; with --suite, repeat it to compare models")
+    p.add_argument("--data", help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
     p.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
                    help="test-time augmentation: average over the face and its mirror image (flip; --tta alone) or "
                         "ten crops (tencrop: corners and centre, and their mirrors); default: none")
@@ -210,8 +202,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--cm", help="confusion-matrix PNG (default: the --json name with .cm.png, e.g. test.cm.png; "
                                 "without --json, ./confusion_matrix.png)")
+    suite = p.add_argument_group("the evaluation suite (--suite)")
+    suite.add_argument("--suite", action="store_true", help="run the evaluation suite instead (see above)")
+    suite.add_argument("--usage", default="PublicTest", choices=("PublicTest", "PrivateTest"),
+                       help="the FER-2013 split (PublicTest selects; PrivateTest once per shipped model)")
+    suite.add_argument("--csv", default=str(DEFAULT_CSV), help=f"the FER-2013 CSV (default {DEFAULT_CSV})")
+    suite.add_argument("--ferplus", default=str(DEFAULT_FERPLUS), help=f"the FER+ votes (default {DEFAULT_FERPLUS})")
+    suite.add_argument("--md", help="the Markdown table (default: the --json name with .md)")
+    suite.add_argument("--limit", type=int, help="only the first N faces of the split (a quick try)")
+    suite.add_argument("--cache", default="runs/suite_cache",
+                       help="keep the built faces here and reuse them (default runs/suite_cache; '' for none)")
     args = p.parse_args(argv)
     configure_logging()
+    models = args.model or [str(DEFAULT_MODEL)]
+    if args.suite:
+        return run_suite_command(args, models)
+    if args.data is None or len(models) > 1:
+        p.error("give --data and one --model (or --suite)")
+    args.model = models[0]
     try:
         predictor = load_predictor(args.model)
         detector = None
@@ -233,6 +241,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json_atomic(Path(args.json), result)
         print(f"figures: {args.json}")
+    return 0
+
+
+DEFAULT_CSV = Path("../shared/data/fer2013.csv.gz")
+DEFAULT_FERPLUS = Path("../shared/data/ferplus_labels.csv")
+
+
+def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
+    """``--suite``: build the faces once, score every model, print and write the table."""
+    from fer.suite import format_table, run_suite, suite_faces
+
+    for path, what in ((args.csv, "--csv: the FER-2013 CSV"), (args.ferplus, "--ferplus: the FER+ votes")):
+        if not Path(path).is_file():
+            print(f"error: {path}: no such file ({what})", file=sys.stderr)
+            return 2
+    try:
+        predictors = {m: load_predictor(m) for m in models}
+        import fer.scenes  # noqa: F401  (scikit-image for the background photos, checked before the long part)
+        faces = suite_faces(args.csv, args.ferplus, args.usage, limit=args.limit, cache=args.cache or None)
+        results = {m: {**run_suite(p, faces, tta=tta_mode(args.tta)), "model": m} for m, p in predictors.items()}
+    except (ModelLoadError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        print(f"error: {e.name} is missing: the suite needs pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    table = format_table(results)
+    print(table)
+    print(f"faces built in {faces.seconds:.0f} s (once; then from --cache); each model: "
+          + ", ".join(f"{Path(m).name} {r['seconds']['model']:.0f} s" for m, r in results.items()))
+    if args.json:
+        write_json_atomic(Path(args.json), results)
+        md = Path(args.md or Path(args.json).with_suffix(".md"))
+        md.write_text(table)
+        print(f"figures: {args.json}, table: {md}")
+    elif args.md:
+        Path(args.md).write_text(table)
     return 0
 
 

@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--distill-weight", type=float,
                    help=f"with --teacher: weight of the soft-label loss, in (0, 1] (default {DEFAULT_DISTILL_WEIGHT}; the rest is the "
                         "hard-label loss)")
+    p.add_argument("--ferplus", metavar="CSV",
+                   help="FER+ vote file (ferplus_labels.csv, row-aligned with FER-2013): the loss mixes the FER-2013 "
+                        "label with the crowd's vote distribution (images named by their FER-2013 row)")
+    p.add_argument("--ferplus-weight", type=float, default=d.ferplus_weight,
+                   help=f"with --ferplus: the vote distribution's share of the loss, in (0, 1] (default {d.ferplus_weight})")
     aug = p.add_argument_group("augmentation (on the GPU/CPU per batch, training only)")
     aug.add_argument("--augment", default=d.augment, metavar="PRESET",
                      help="default: flip, rotate 15°, zoom 1–1.15, warp, brightness/contrast (the first shipped "

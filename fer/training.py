@@ -18,6 +18,8 @@ from fer.labels import CLASS_ORDERS
 logger = logging.getLogger(__name__)
 
 DEFAULT_DISTILL_WEIGHT = 0.7
+#: ``--ferplus-weight``: the share of the loss that goes to the FER+ crowd's vote distribution.
+DEFAULT_FERPLUS_WEIGHT = 0.5
 #: ``--precision``: ``auto`` is bf16/fp16 mixed precision on a CUDA GPU, fp32 on the CPU (:mod:`fer.distributed`).
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -42,6 +44,8 @@ class TrainingConfig:
     teacher: list[str] = field(default_factory=list)
     distill_weight: float | None = None
     teacher_view: str = "augmented"
+    ferplus: str | None = None  # FER+ vote file: soft targets mixed with the FER-2013 label
+    ferplus_weight: float = DEFAULT_FERPLUS_WEIGHT
     no_augment: bool = False
     augment: str = "default"
     aug: list[str] = field(default_factory=list)  # KEY=VALUE overrides of the augment preset
@@ -67,6 +71,12 @@ class TrainingConfig:
 
         if self.teacher_view not in TEACHER_VIEWS:
             raise ValueError(f"--teacher-view {self.teacher_view}: choose one of {', '.join(TEACHER_VIEWS)}")
+        if self.ferplus and (self.teacher or self.mixup):
+            raise ValueError("--ferplus cannot be combined with --teacher or --mixup (one soft label per image)")
+        if not 0 < self.ferplus_weight <= 1:
+            raise ValueError(f"--ferplus-weight {self.ferplus_weight}: must be in (0, 1]")
+        if self.ferplus and not Path(self.ferplus).is_file():
+            raise FileNotFoundError(f"--ferplus {self.ferplus}: no such file (ferplus_labels.csv)")
         if self.teacher and self.mixup:
             raise ValueError("--teacher and --mixup cannot be combined (the soft labels are per image)")
         if self.class_order and self.init_from:
@@ -99,7 +109,9 @@ class TrainingConfig:
 
     @property
     def soft_label_weight(self) -> float:
-        """The distillation loss weight (0 without teachers)."""
+        """The weight of the soft-label loss: the teachers' (distillation) or the FER+ votes' (0 without either)."""
+        if self.ferplus:
+            return self.ferplus_weight
         if not self.teacher:
             return 0.0
         return DEFAULT_DISTILL_WEIGHT if self.distill_weight is None else self.distill_weight
@@ -186,6 +198,28 @@ def clean_soft_labels(config: TrainingConfig, run_dir: Path, teachers: list, voc
     return SoftLabel(soft, data, vocab or list(teachers[0].dls.vocab))
 
 
+def ferplus_soft_labels(config: TrainingConfig, vocab: list[str]):
+    """``--ferplus``: each training image's FER+ vote distribution over ``vocab`` (its row from the number that
+    starts its name, so a detector crop ``123_det.png`` gets the votes of ``123.png``); images whose row has
+    no votes for these classes keep their one-hot FER-2013 label."""
+    from fer.dataset import ferplus_vote_shares
+    from fer.distill import SoftLabel, row_of
+    from fer.learner import split_files
+
+    data = Path(config.data)
+    shares = ferplus_vote_shares(config.ferplus, vocab)
+    soft = {}
+    for f in split_files(data, "train"):
+        row = row_of(f)
+        if row is not None and row < len(shares) and shares[row].sum() > 0:
+            soft[str(f.relative_to(data))] = shares[row]
+    if not soft:
+        raise ValueError(f"--ferplus {config.ferplus}: no training image's name starts with a FER-2013 row number "
+                         f"(data_scripts/prepare_fer2013.py names them <row>.png)")
+    logger.info(f"FER+ votes for {len(soft)} training images, weight {config.ferplus_weight}")
+    return SoftLabel(soft, data, vocab)
+
+
 def teacher_folds(config: TrainingConfig, learners: list, vocab: list[str] | None) -> list:
     """The fold each ``--teacher`` held out, from its card (None: trained on every fold), after checking that
     its classes are the student's."""
@@ -224,8 +258,10 @@ def training_card(config: TrainingConfig, classes: list[str], stats: tuple[float
         "class_weight": config.class_weight, "ema": config.ema or None,
         "init_from": Path(config.init_from).name if config.init_from else None,
         "teachers": [Path(t).name for t in config.teacher],
-        "distill_weight": config.soft_label_weight or None,
+        "distill_weight": config.soft_label_weight if config.teacher else None,
+        "ferplus_weight": config.ferplus_weight if config.ferplus else None,
         "teacher_view": config.teacher_view if config.teacher else None,
+        "ferplus": Path(config.ferplus).name if config.ferplus else None,
         "valid_accuracy": state.get("best"), "best_epoch": state.get("best_epoch"),
         "training_seconds": round(train_seconds, 1),
         "data": json.loads(source.read_text()) if source.exists() else {"folder": str(config.data)},
@@ -262,12 +298,15 @@ def build(config: TrainingConfig, run_dir: Path, stats, source, teacher_learners
     """The data loaders, the learner (its weights from ImageNet, --init-from or nothing) and the extra
     training callbacks (the teachers' distillation)."""
     from fer.distill import CrossFitDistillation, Teacher, check_teachers, parse_fold
-    from fer.learner import build_learner, face_dataloaders, init_from_export
+    from fer.learner import build_learner, face_dataloaders, folder_classes, init_from_export
 
     vocab = list(source.dls.vocab) if source else None
     folds = teacher_folds(config, teacher_learners, vocab) if teacher_learners else []
     teachers, n_folds, clean = [], None, None
-    if folds and config.teacher_view == "clean":
+    if config.ferplus:
+        clean = ferplus_soft_labels(config, vocab or folder_classes(Path(config.data) / "train",
+                                                                    config.class_order or "labels"))
+    elif folds and config.teacher_view == "clean":
         if any(folds):
             raise ValueError("--teacher-view clean: cross-fitted teachers (--fold) need --teacher-view augmented")
         clean = clean_soft_labels(config, run_dir, teacher_learners, vocab)
@@ -342,7 +381,7 @@ def train(config: TrainingConfig, learn, stats: tuple[float, float], cbs: list |
         return None
     plot_history(run_dir / HISTORY, run_dir / "training_curves.png")
     classes = list(learn.dls.vocab)
-    if config.teacher:  # export without the soft labels: the same plain data pipeline as any other model
+    if config.soft_label_weight:  # export without the soft labels: the same plain data pipeline as any other model
         learn.dls = face_dataloaders(config.data, config.size, stats, bs=config.bs, augment=config.augmentation,
                                      vocab=classes)
         learn.loss_func = learn.loss_func.hard_loss

@@ -285,3 +285,44 @@ def test_cross_fitted_distillation_with_strong_augmentation(tiny_data, tmp_path)
         result = run_cli(*finetune_args(tiny_data, out, tmp_path / "r2"), *bad, check=False)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, bad
     assert out.exists(), "a refused run leaves the earlier export in place"
+
+
+def write_ferplus_votes(path: Path, rows: int, seed: int = 0) -> Path:
+    """A FER+ vote file for ``rows`` rows (10 random votes each; row 0 is not a face, row 1 all 'unknown')."""
+    import numpy as np
+    import pandas as pd
+
+    columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+    rng = np.random.default_rng(seed)
+    votes = rng.multinomial(10, [0.12] * 8 + [0.02, 0.02], size=rows)
+    votes[1] = [0] * 8 + [10, 0]
+    frame = pd.DataFrame(votes, columns=columns)
+    frame.insert(0, "Image name", [f"fer{i:07d}.png" for i in range(rows)])
+    frame.insert(0, "Usage", "Training")
+    frame.loc[0, "Image name"] = None
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_finetune_mixes_ferplus_votes_into_the_loss(tiny_data, tmp_path):
+    from fer.dataset import ferplus_vote_shares
+    from fer.labels import FER2013_CLASSES
+
+    votes = write_ferplus_votes(tmp_path / "ferplus.csv", rows=98)
+    shares = ferplus_vote_shares(votes, list(FER2013_CLASSES))
+    assert shares[0].sum() == 0 and shares[1].sum() == 0  # not a face; only 'unknown' votes
+    assert abs(shares[2].sum() - 1) < 1e-6
+
+    out, run = tmp_path / "fp.pkl", tmp_path / "run"
+    result = run_cli(*finetune_args(tiny_data, out, run, epochs="1"), "--ferplus", str(votes),
+                     "--ferplus-weight", "0.4")
+    assert "FER+ votes for 54 training images, weight 0.4" in result.stdout  # 56 faces, less rows 0 and 1
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["ferplus"] == "ferplus.csv" and card["ferplus_weight"] == 0.4 and card["distill_weight"] is None
+    assert out.with_suffix(".onnx").exists()
+
+    for bad, message in ((["--ferplus", str(tmp_path / "missing.csv")], "missing.csv: no such file"),
+                         (["--ferplus", str(votes), "--ferplus-weight", "0"], "--ferplus-weight 0.0: must be in (0, 1]"),
+                         (["--ferplus", str(votes), "--mixup", "0.4"], "cannot be combined")):
+        result = run_cli(*finetune_args(tiny_data, tmp_path / "x.pkl", tmp_path / "r2"), *bad, check=False)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, bad

@@ -218,7 +218,7 @@ def test_variable_frame_rate_video_gets_each_frames_own_time(model, tmp_path):
 
 
 def test_video_without_faces(model, tmp_path):
-    from benchmarks.scenes import background
+    from fer.scenes import background
 
     path = tmp_path / "cup.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))

@@ -1,13 +1,14 @@
-"""Test scenes for the detector benchmarks: real faces pasted into real background photos, with their true
-face boxes.
+"""Test scenes for the detector benchmarks and the evaluation suite: real faces pasted into real background
+photos, with their true face boxes. Needs scikit-image for the photos (``pip install -e '.[bench]'``).
 
 Faces: three public-domain photos that ship with scikit-image and matplotlib (astronaut Eileen Collins,
 Grace Hopper, the cameraman; their face boxes set by hand below), and FER-2013 faces when the CSV is
 given. Backgrounds: scikit-image's sample photos with no people in them. A face is pasted with some of its
 own surroundings (hair, collar), scaled, rotated, and blended in with a soft edge.
 
-Besides the benchmarks, data_scripts/detector_crops.py builds training crops from these scenes
-(:func:`random_scene`), so the benchmark and the training data see faces placed the same way.
+Besides the benchmarks, the evaluation suite (:mod:`fer.suite`, its detector-crop cells) and
+data_scripts/detector_crops.py (training crops) use :func:`random_scene`, so the measurement and the
+training data see faces placed the same way.
 """
 
 from __future__ import annotations
