@@ -10,7 +10,7 @@ faces, how much of FER-2013 does it forget, and how long does it take?
     training, ONNX export and its check). Measured before and after on PublicTest with FER+ majority labels (the
     user's view of new faces; contempt, unknown and not-a-face left out) and FER-2013 labels (forgetting).
 (b) A new camera: training faces pasted into one scene style (one background photo, upright faces 60–120 px
-    wide, benchmarks/scenes.py) and cut out by YuNet as the app does; the user corrects the crops the base
+    wide, fer/scenes.py) and cut out by YuNet as the app does; the user corrects the crops the base
     model gets wrong (with their FER-2013 label). Tested on PublicTest faces pasted into the other backgrounds
     the same way, and on plain PublicTest (forgetting).
 
@@ -159,7 +159,7 @@ def scene_crops(pixels: np.ndarray, backgrounds: list, seed: int) -> tuple[list[
 
 
 def camera_study(args, data, base_pred, work: Path) -> dict:
-    from benchmarks.scenes import BACKGROUNDS, SCENE_SIZE, background
+    from fer.scenes import BACKGROUNDS, SCENE_SIZE, background
 
     faces, fer, plus, usage = data
     mine = [background(SCENE_BACKGROUND, *SCENE_SIZE)]
@@ -203,7 +203,7 @@ def camera_study(args, data, base_pred, work: Path) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# Personal models from corrections (issue 22)", "",
+    lines = ["# Personal models from corrections (issue 22)", "",
              f"`{report['command']}`", "",
              f"Machine: {report['machine']}; load average at start {report['load_average_start']}, at end "
              f"{report['load_average_end']}. Medians of {report['seeds']} seeds. Time: the whole `fer.personalize` "

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fer.card import DEFAULT_MODEL, ModelLoadError, load_card, timestamp
+from fer.card import DEFAULT_MODEL, ModelLoadError, load_card, timestamp, write_card
 from fer.cli import configure_logging, progress
 from fer.feedback import MANIFEST, FeedbackError, correction_files
 from fer.labels import FER2013_CLASSES, USAGE_TO_SPLIT
@@ -58,6 +58,8 @@ class PersonalizeConfig:
     replay: int = 2000  # replayed training faces (with --data)
     eval: str | None = None  # FER-2013 CSV whose PublicTest rows measure before/after (default: --data if a CSV)
     ferplus: str | None = None  # FER+ votes file: also measure on PublicTest's FER+ majority labels
+    suite: bool = False  # also run fer.suite (plain faces and YuNet crops, both label sets) before and after
+    suite_cache: str | None = None  # where fer.suite keeps its faces between runs
     views: int = 8  # augmented views of each correction
     steps: int = 300
     lr: float = 1e-3
@@ -344,7 +346,7 @@ def check_out(config: PersonalizeConfig, base: Path) -> None:
 
 def accuracy_table(probs: np.ndarray, labels: Sequence[str | None], classes: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and per-class recall on the faces that have a label (fer.evaluate.metrics)."""
-    from fer.evaluate import metrics
+    from fer.metrics import metrics
 
     keep = [i for i, y in enumerate(labels) if y is not None]
     predicted = [classes[j] for j in probs[keep].argmax(1)]
@@ -396,8 +398,11 @@ def personalize(config: PersonalizeConfig) -> Result:
     if test is not None:
         card["evaluation"] = before_after(backbone, base_head, head, test, classes, config)
     out = export_onnx(learn, config.onnx_path, card)
-    seconds = time.perf_counter() - start
     card = load_card(out)
+    if config.suite:  # measured on the exported file: in the JSON card only, not in the ONNX metadata
+        card["suite"] = suite_before_after(config, base_path, out)
+        write_card(out, card)
+    seconds = time.perf_counter() - start
     return Result(out, card, seconds)
 
 
@@ -417,8 +422,10 @@ def load_faces(config: PersonalizeConfig) -> tuple[FaceSet | None, FaceSet | Non
             replay, _ = scan_csv(data, config.replay, config.seed, test_usage=None)
         if test_csv is not None:
             _, test = scan_csv(test_csv, 0, config.seed)
-    if config.ferplus and test is None:
-        raise ValueError("--ferplus: needs the FER-2013 CSV its rows belong to (--eval or --data CSV)")
+    if (config.ferplus or config.suite) and test is None:
+        raise ValueError("--ferplus and --suite: need the FER-2013 CSV (--eval, or --data as a CSV)")
+    if config.suite and not config.ferplus:
+        raise ValueError("--suite: needs --ferplus (the suite scores both label sets)")
     return replay, test
 
 
@@ -434,6 +441,25 @@ def before_after(backbone: Backbone, base_head, head, test: FaceSet, classes: li
     return {name: {when: accuracy_table(p, labels, classes) for when, p in probs.items()}
             | {"faces": f"{Path(config.eval or config.data).name} PublicTest"}
             for name, labels in label_sets.items()}
+
+
+def suite_before_after(config: PersonalizeConfig, base_path: Path, personal: Path) -> dict:
+    """:mod:`fer.suite` on PublicTest (plain faces and YuNet crops, FER-2013 and FER+ labels) for the base and
+    the personal model; per cell accuracy, balanced accuracy and macro-F1, and the serving score."""
+    from fer.model_files import load_predictor
+    from fer.suite import run_suite, suite_faces
+
+    faces = suite_faces(config.eval or config.data, config.ferplus, "PublicTest", cache=config.suite_cache)
+    base_file = base_path.with_suffix(".onnx") if base_path.with_suffix(".onnx").is_file() else base_path
+    out = {}
+    for when, path in (("before", base_file), ("after", personal)):
+        result = run_suite(load_predictor(path), faces)
+        out[when] = {"serving_score": round(result["serving_score"], 4),
+                     "cells": {name: {labels: {k: round(cell[labels][k], 4)
+                                               for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")}
+                                      for labels in ("fer2013", "ferplus")} | {"detected": round(cell["detected"], 4)}
+                               for name, cell in result["cells"].items()}}
+    return out
 
 
 def personal_card(config: PersonalizeConfig, base_path: Path, base_card: dict, classes: list[str],
@@ -480,6 +506,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval", help="FER-2013 CSV whose PublicTest faces measure the model before and after, for the "
                                   "card (default: --data when it is a CSV)")
     p.add_argument("--ferplus", help="FER+ votes (fer2013new.csv): also measure on PublicTest's FER+ majority labels")
+    p.add_argument("--suite", action="store_true",
+                   help="also run the evaluation suite (fer.suite: plain faces and the app's YuNet crops, FER-2013 "
+                        "and FER+ labels) on the base and the personal model for the card; needs --ferplus")
+    p.add_argument("--suite-cache", metavar="DIR", help="keep the suite's faces here between runs")
     p.add_argument("--views", type=int, default=d.views, help=f"augmented views per correction (default {d.views})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"training steps (default {d.steps})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
@@ -499,6 +529,10 @@ def format_summary(result: Result) -> str:
         before, after = figures["before"], figures["after"]
         lines.append(f"{figures['faces']}, {name} labels ({after['n']} faces): accuracy {before['accuracy']:.2%} → "
                      f"{after['accuracy']:.2%}, macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f}")
+    if "suite" in result.card:
+        suite = result.card["suite"]
+        lines.append(f"evaluation suite (fer.suite, PublicTest): serving score {suite['before']['serving_score']:.2%} → "
+                     f"{suite['after']['serving_score']:.2%}")
     lines.append(f"serve it: python app/main.py --model {result.onnx}")
     return "\n".join(lines)
 
