@@ -52,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--modes", nargs="+", default=["replay", "none"], choices=["replay", "none"])
     p.add_argument("--studies", nargs="+", default=["ferplus", "camera"], choices=["ferplus", "camera"])
+    p.add_argument("--anchor", type=float, help="fer.personalize --anchor (default: its own)")
     p.add_argument("--test-limit", type=int, help="only the first N PublicTest faces (a quick try)")
     p.add_argument("--scene-pool", type=int, default=1500, help="training faces pasted into the user's scene")
     p.add_argument("--scene-test", type=int, default=1000, help="PublicTest faces pasted into the other scenes")
@@ -86,6 +87,9 @@ def write_corrections(folder: Path, faces: np.ndarray, labels, predicted_probs: 
                         probs, classes)
 
 
+ANCHOR: dict = {}  # --anchor, when given
+
+
 def run_one(base: str, faces, labels, base_probs, mode: str, csv_path: str, seed: int, work: Path):
     """One personalisation: ``(onnx path, seconds, card)``."""
     from fer.personalize import PersonalizeConfig, personalize
@@ -93,7 +97,7 @@ def run_one(base: str, faces, labels, base_probs, mode: str, csv_path: str, seed
     folder = work / f"fb-{mode}-{seed}-{len(faces)}"
     write_corrections(folder, faces, labels, base_probs, CLASSES)
     config = PersonalizeConfig(feedback=str(folder), out=str(folder / "mine"), base=base,
-                               data=csv_path if mode == "replay" else None, seed=seed)
+                               data=csv_path if mode == "replay" else None, seed=seed, **ANCHOR)
     start = time.perf_counter()
     result = personalize(config)
     return result.onnx, time.perf_counter() - start, result.card
@@ -243,6 +247,8 @@ def markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.anchor is not None:
+        ANCHOR["anchor"] = args.anchor
     from fer.cli import configure_logging
     from fer.model_files import load_predictor
 
@@ -250,7 +256,8 @@ def main(argv=None) -> int:
     start = time.time()
     report = {"command": "python benchmarks/personalize.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
-              "load_average_start": [round(x, 2) for x in os.getloadavg()], "seeds": args.seeds, "modes": args.modes}
+              "load_average_start": [round(x, 2) for x in os.getloadavg()], "seeds": args.seeds, "modes": args.modes,
+              "anchor": args.anchor}
     data = load_data(args.csv, args.ferplus)
     base_pred = load_predictor(Path(args.base).with_suffix(".onnx"))
     with tempfile.TemporaryDirectory(prefix="fer-personalize-") as tmp:
