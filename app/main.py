@@ -1,6 +1,7 @@
 """Facial expression recognition in the browser: live webcam, image upload and video upload.
 
     python app/main.py [--model exports/fer2013_effnet_lite0.onnx] [--host 127.0.0.1] [--port 7860] [--share]
+        [--feedback DIR]
 
 It serves an ONNX model (the default), without torch and fastai; a ``.pkl`` learner needs the training install.
 """
@@ -32,12 +33,14 @@ from starlette.responses import FileResponse, Response  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 from starlette.staticfiles import StaticFiles  # noqa: E402
 
+from fer import feedback  # noqa: E402
 from fer.card import describe_suite, suite_figures  # noqa: E402
 from fer.cli import DEFAULT_MODEL_HELP, add_detector_options, check_model_options, configure_logging  # noqa: E402
 from fer.draw import CLASS_COLOURS  # noqa: E402
+from fer.detect import Box  # noqa: E402
 from fer.images import ImageError, load_image  # noqa: E402
 from fer.live import YUNET_DYNAMIC, browser_model, live_settings  # noqa: E402
-from fer.model_files import DEFAULT_MODEL, ModelLoadError  # noqa: E402
+from fer.model_files import DEFAULT_MODEL, DEFAULT_ONNX, ModelLoadError, load_predictor  # noqa: E402
 from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
 from fer.timeline import EmotionTimeline  # noqa: E402
 from fer.video import OutputPaths, VideoError, VideoReader, analyze_video, plot_faces  # noqa: E402
@@ -277,12 +280,164 @@ def live_view(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[gr.
     return where, files
 
 
-def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str | Path | None = None) -> gr.Blocks:
+# --------------------------------------------------------------------------- corrections (--feedback DIR)
+
+class ServedModel:
+    """The model the page serves and the feedback folder its corrections go to. The page can switch the
+    model between the one the app started with, the shipped one and the personal ones in the folder
+    (``python -m fer.personalize --out DIR/NAME``); a switch is for every viewer (``--feedback`` is for
+    one person's app)."""
+
+    def __init__(self, recognizer: FaceRecognizer, path: str | Path, folder: Path):
+        self.recognizer, self.path, self.folder = recognizer, Path(path), Path(folder)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, path) of every model the menu offers: the started one, the shipped ONNX, the personal ones."""
+        paths = [self.path, *([DEFAULT_ONNX] if DEFAULT_ONNX.exists() else []), *feedback.personal_models(self.folder)]
+        unique = list(dict.fromkeys(p.resolve() for p in paths))
+        personal = {p.resolve() for p in feedback.personal_models(self.folder)}
+        return [(f"{'personal' if p in personal else 'shipped' if p.parent == DEFAULT_MODEL.parent else 'started'}: "
+                 f"{p.name}", str(p)) for p in unique]
+
+    def switch(self, path: str | Path) -> str:
+        """Serve the model at ``path`` from now on; returns a line saying which model is live."""
+        path = Path(path)
+        if path.resolve() != self.path.resolve():
+            try:
+                predictor = load_predictor(path)
+                predictor.predict_proba([np.zeros((48, 48), np.uint8)])  # compiled now, not on the next face
+            except ModelLoadError as e:
+                return f"**Could not switch.** {e}. {self.live_line()}"
+            if predictor.classes != self.recognizer.classes:
+                return f"**Could not switch.** {path.name} has other classes ({', '.join(predictor.classes)}). " \
+                       f"{self.live_line()}"
+            self.recognizer.predictor, self.path = predictor, path
+        return self.live_line()
+
+    def live_line(self) -> str:
+        return f"Live model: **{self.name}** ({self.recognizer.predictor.describe()})."
+
+    def save(self, face: np.ndarray, label: str | None, source: str, probs: dict[str, float]) -> str:
+        """Save one correction; a line for the page."""
+        if not label:
+            return "Pick the right expression first."
+        predicted = max(probs, key=probs.get) if probs else ""
+        try:
+            path = feedback.save_correction(self.folder, face, label, source, self.name, predicted, probs,
+                                            self.recognizer.classes)
+        except (feedback.FeedbackError, OSError) as e:
+            return f"**Not saved.** {e}"
+        return f"Saved as **{label}** ({path.parent.name}/{path.name}; the model said {predicted})."
+
+
+def feedback_panel(served: ServedModel) -> gr.Markdown:
+    """Where corrections go and how many there are, deleting them all, and the model menu; returns the count
+    line, which the correction buttons update."""
+    with gr.Accordion("Corrections and personal models", open=True, elem_id="feedback"):
+        count = gr.Markdown(feedback.summary(served.folder), elem_id="feedback-summary")
+        gr.Markdown(f"Each correction saves the face as the model sees it (48×48 grey) under the expression you "
+                    f"pick. Train a personal model from them with `python -m fer.personalize --feedback "
+                    f"{served.folder} --out {served.folder / 'mine'}`, then pick it below.")
+        with gr.Row():
+            delete = gr.Button("Delete all corrections", variant="stop", size="sm", elem_id="feedback-delete")
+            confirm = gr.Button("Yes, delete them all", variant="stop", size="sm", visible=False,
+                                elem_id="feedback-confirm")
+            cancel = gr.Button("Cancel", size="sm", visible=False, elem_id="feedback-cancel")
+        with gr.Row():
+            menu = gr.Dropdown(choices=served.choices(), value=str(served.path), label="Model", elem_id="model-menu",
+                               scale=3)
+            rescan = gr.Button("Look for new models", size="sm", scale=1, elem_id="model-rescan")
+        live_line = gr.Markdown(served.live_line(), elem_id="live-model")
+
+    def ask():
+        return gr.Button(visible=False), gr.Button(visible=True), gr.Button(visible=True)
+
+    def delete_all():
+        removed = feedback.delete_all(served.folder)
+        return (f"Deleted {removed} correction(s). {feedback.summary(served.folder)}", gr.Button(visible=True),
+                gr.Button(visible=False), gr.Button(visible=False))
+
+    def keep():
+        return feedback.summary(served.folder), gr.Button(visible=True), gr.Button(visible=False), gr.Button(visible=False)
+
+    delete.click(ask, None, [delete, confirm, cancel], api_name=False)
+    confirm.click(delete_all, None, [count, delete, confirm, cancel], api_name="delete_corrections")
+    cancel.click(keep, None, [count, delete, confirm, cancel], api_name=False)
+    menu.change(served.switch, menu, live_line, api_name="switch_model", concurrency_limit=1)
+    rescan.click(lambda: gr.Dropdown(choices=served.choices(), value=str(served.path)), None, menu, api_name=False)
+    return count
+
+
+def correction_row(served: ServedModel, what: str, elem: str) -> tuple[gr.Radio, gr.Button, gr.Markdown]:
+    """"Wrong? pick the label" controls: the classes, a save button, a status line."""
+    with gr.Row(equal_height=True):
+        label = gr.Radio(served.recognizer.classes, label=f"Wrong? The right expression of {what}",
+                         elem_id=f"{elem}-label", scale=4)
+        save = gr.Button("Save correction", size="sm", scale=1, elem_id=f"{elem}-save")
+    said = gr.Markdown(elem_id=f"{elem}-status")
+    return label, save, said
+
+
+def upload_corrections(served: ServedModel, analysed, upload: gr.Image, details: gr.JSON, count: gr.Markdown) -> None:
+    """The Upload tab's corrections: after each analysis the faces' crops are kept for the session, and a
+    face picked by number can be saved under the right expression."""
+    faces = gr.State([])
+    with gr.Group(visible=False) as box:
+        which = gr.Dropdown(choices=[], label="Face", elem_id="correct-face")
+        label, save, said = correction_row(served, "this face", "correct")
+
+    def remember(upload_value, found: list[dict] | None):
+        path = upload_value.get("path") if isinstance(upload_value, dict) else getattr(upload_value, "path", upload_value)
+        if not path or not found:
+            return [], gr.Dropdown(choices=[], value=None), gr.Group(visible=False), ""
+        try:
+            image = load_image(path, name=Path(path).name)
+        except ImageError:
+            return [], gr.Dropdown(choices=[], value=None), gr.Group(visible=False), ""
+        boxes = [Box(f["box"]["x"], f["box"]["y"], f["box"]["w"], f["box"]["h"]) for f in found]
+        crops = served.recognizer.crops(image, boxes)
+        kept = [(crop, f["probabilities"]) for crop, f in zip(crops, found)]
+        names = [(f"face {i + 1}: {f['label']}", i) for i, f in enumerate(found)]
+        return kept, gr.Dropdown(choices=names, value=0), gr.Group(visible=True), ""
+
+    def save_one(kept: list, index: int | None, chosen: str | None):
+        if not kept or index is None or not 0 <= int(index) < len(kept):
+            return "Upload a photo with a face first.", feedback.summary(served.folder)
+        crop, probs = kept[int(index)]
+        return served.save(crop, chosen, "upload", probs), feedback.summary(served.folder)
+
+    analysed.then(remember, [upload, details], [faces, which, box, said], api_name=False, preprocess=False)
+    save.click(save_one, [faces, which, label], [said, count], api_name="correct_upload")
+
+
+def webcam_corrections(served: ServedModel, session: gr.State, count: gr.Markdown) -> None:
+    """The Webcam tab's correction: the largest face of the latest frame (as the classifier saw it) under
+    the right expression."""
+    label, save, said = correction_row(served, "the largest face", "live-correct")
+
+    def save_live(state: VideoSession | None, chosen: str | None):
+        if state is None or state.largest is None:
+            return "No face seen yet: start the camera first.", feedback.summary(served.folder)
+        crop, probs = state.largest
+        return served.save(crop, chosen, "webcam", probs), feedback.summary(served.folder)
+
+    save.click(save_live, [session, label], [said, count], api_name="correct_webcam")
+
+
+def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str | Path | None = None,
+              feedback_dir: Path | None = None) -> gr.Blocks:
     """The page: a Webcam tab (the live view in the page by default, :func:`live_view`, or streaming to the
     server, with a live plot), an Upload tab and a Video tab, thin wrappers over :mod:`fer.recognize` and
     :mod:`fer.video`. Results are written under ``temp`` (default: the system's temporary folder); ``model`` is
-    the model file the page's live view runs (its ``.onnx``)."""
+    the model file the app started with (the page's live view runs its ``.onnx``). With ``feedback_dir``,
+    corrections are saved there (:mod:`fer.feedback`) and a panel shows them and switches between the started
+    model and personal ones."""
     results = ResultFiles(parent=temp)
+    served = ServedModel(recognizer, model or DEFAULT_MODEL, feedback_dir) if feedback_dir else None
 
     def stream(frame: np.ndarray | None, session: VideoSession | None, timeline: EmotionTimeline | None):
         session = session or VideoSession()
@@ -341,6 +496,7 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
 
     with gr.Blocks(title="fer: facial expression recognition", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(describe(recognizer, model))
+        corrections_count = feedback_panel(served) if served else None
         with gr.Tab("Webcam", id="webcam"):
             where, demo.live_files = live_view(recognizer, model)
             in_page = bool(demo.live_files)
@@ -365,6 +521,8 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
                           concurrency_limit=STREAM_CONCURRENCY, show_progress="hidden", api_name="stream")
             where.change(lambda w: [gr.Row(visible=w == WHERE[1])] * 2, where, [server_view, server_panels],
                          show_progress="hidden", api_name=False)
+            if served:
+                webcam_corrections(served, session, corrections_count)
         with gr.Tab("Upload", id="upload"):
             with gr.Row():
                 upload = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Image", elem_id="upload")
@@ -375,8 +533,10 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
                 labels = [gr.Label(visible=False, num_top_classes=len(recognizer.classes)) for _ in range(MAX_FACES_SHOWN)]
             with gr.Accordion("Details (JSON)", open=False):
                 details = gr.JSON(label="faces")
-            upload.change(analyze, upload, [result, status, details, *labels], api_name="analyze", concurrency_limit=4,
-                          preprocess=False)
+            analysed = upload.change(analyze, upload, [result, status, details, *labels], api_name="analyze",
+                                     concurrency_limit=4, preprocess=False)
+            if served:
+                upload_corrections(served, analysed, upload, details, corrections_count)
         with gr.Tab("Video", id="video"):
             with gr.Row():
                 with gr.Column():  # the file, what became of it and the CSV, beside the (taller) video
@@ -400,6 +560,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a temporary public link")
+    p.add_argument("--feedback", metavar="DIR",
+                   help="let the page save corrections (the face as the model sees it and the right label) in "
+                        "DIR/<class>/ with DIR/manifest.csv, and switch to personal models in DIR (python -m "
+                        "fer.personalize); off by default, so nobody's face is stored unasked")
     add_detector_options(p)
     args = p.parse_args(argv)
     check_model_options(p, args)
@@ -410,6 +574,20 @@ def load_recognizer(args: argparse.Namespace) -> FaceRecognizer:
     """The model named by ``--model`` (.pkl or .onnx, :func:`fer.model_files.load_predictor`) with the chosen
     detector, ready to answer (compiled now, not on the first visitor). Raises ModelLoadError."""
     return FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
+
+
+def start_feedback(folder: str | None) -> Path | None:
+    """The ``--feedback`` folder, made if needed and said aloud; None (after a one-line error) when it cannot
+    be written, or when corrections are off."""
+    if not folder:
+        return None
+    try:
+        path = feedback.check_folder(folder)
+    except feedback.FeedbackError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    print(f"corrections: saved in {path.resolve()} — {feedback.summary(path).split(': ', 1)[-1].replace('*', '')}")
+    return path
 
 
 @exit_on_missing_extra
@@ -423,9 +601,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"model: {args.model} — {recognizer.predictor.describe()} ({recognizer.predictor.backend_used} backend); "
           f"detector: {recognizer.detector_name}")
+    feedback_dir = start_feedback(args.feedback)
+    if args.feedback and feedback_dir is None:
+        return 2
     temp = app_temp_folder()
     print(f"temporary files: {temp} (deleted when the app stops)")
-    demo = build_app(recognizer, temp, args.model).queue(default_concurrency_limit=4)
+    demo = build_app(recognizer, temp, args.model, feedback_dir).queue(default_concurrency_limit=4)
     gradio_says = io.StringIO()
     with contextlib.redirect_stdout(gradio_says):  # the app speaks for itself, below
         _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,

@@ -54,6 +54,10 @@ def describe_card(card: dict, classes: Sequence[str]) -> str:
     if not card:
         return f"{len(classes)} classes: {', '.join(classes)}"
     acc = card.get("valid_accuracy")
+    if "personalized" in card:  # python -m fer.personalize
+        info = card["personalized"]
+        return (f"{card.get('arch', '?')} at {card.get('input_size', '?')} px, personalised from {info.get('base', '?')} "
+                f"with {sum(info.get('corrections', {}).values())} corrections")
     return (f"{card.get('arch', '?')} at {card.get('input_size', '?')} px, "
             + (f"{acc:.1%} accuracy on FER-2013 PublicTest (valid)" if acc else "accuracy unknown"))
 

@@ -124,6 +124,9 @@ class VideoSession:
     search_face_width: int = 48
     frames: int = 0
     shape: tuple[int, int] | None = None
+    #: the classifier's input (grey crop) of the largest face of the latest frame with a face, and the
+    #: smoothed probabilities shown for it: what a correction of the live view saves (fer.feedback)
+    largest: tuple[np.ndarray, dict[str, float]] | None = None
 
     def __post_init__(self):
         if self.full_detect_every < 1:
@@ -166,11 +169,15 @@ def annotate_frame(recognizer: FaceRecognizer, frame: np.ndarray | None,
     if rgb is None:
         return None, None
     boxes = session.detect(recognizer, rgb)
-    probs = recognizer.classify(rgb, boxes) if boxes else np.zeros((0, len(recognizer.classes)))
+    crops = recognizer.crops(rgb, boxes)
+    probs = recognizer.predictor.predict_proba(crops) if boxes else np.zeros((0, len(recognizer.classes)))
     tracks = session.tracker.update(boxes, probs)
     out = rgb.copy()
     draw_tracks(out, tracks, recognizer.classes)
     if not tracks:
         return out, None
     main = max(tracks, key=lambda t: t.box.area)
-    return out, dict(zip(recognizer.classes, map(float, main.probs)))
+    shown = dict(zip(recognizer.classes, map(float, main.probs)))
+    if boxes:
+        session.largest = (crops[max(range(len(boxes)), key=lambda i: boxes[i].area)], shown)
+    return out, shown

@@ -12,10 +12,10 @@ from conftest import ROOT, run_cli
 
 #: what the app, the predictor and the benchmarks run on
 SERVING = ["fer.predict", "fer.recognize", "fer.detect", "fer.tracking", "fer.draw", "fer.images", "fer.runtime",
-           "fer.card"]
+           "fer.card", "fer.feedback"]
 #: training-only modules
-TRAINING = {"fer.learner", "fer.distill", "fer.finetune", "fer.training", "fer.dataset"}
-CLIS = [("-m", "fer.finetune"), ("-m", "fer.evaluate"), ("data_scripts/prepare_fer2013.py",),
+TRAINING = {"fer.learner", "fer.distill", "fer.finetune", "fer.training", "fer.dataset", "fer.personalize"}
+CLIS = [("-m", "fer.finetune"), ("-m", "fer.evaluate"), ("-m", "fer.personalize"), ("data_scripts/prepare_fer2013.py",),
         ("data_scripts/detector_crops.py",)]
 
 

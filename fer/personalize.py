@@ -1,0 +1,560 @@
+"""A personal model from a user's corrections (the app's ``--feedback DIR`` folder, :mod:`fer.feedback`).
+
+    python -m fer.personalize --feedback DIR --out DIR/mine [--base exports/fer2013_effnet_lite0.pkl] \\
+        [--data ../shared/data/fer2013.csv.gz] [--ferplus ../shared/data/ferplus_labels.csv]
+
+writes ``DIR/mine.onnx`` (:mod:`fer.export`: the app serves it with ``--model`` or its model menu) and its
+card ``DIR/mine.json`` (the base model, the corrections per class, the settings, the time and, with
+test data, accuracy before and after). The base model is only read.
+
+How: the base model's backbone stays frozen; only its classification head (two small fully connected
+layers) is trained, on the backbone's features of augmented views of the corrections (the base model's
+own training augmentation), so a few hundred corrections train in seconds and the face features the
+base learned from 28,709 faces stay as they were. What the head must not forget:
+
+- with ``--data`` (a FER-2013 CSV or an image folder with ``train/``): replay ``--replay`` training faces,
+  on which the new head is distilled towards the base model's own probabilities (no labels needed);
+- always: the head's weights are pulled towards the base's (an L2 penalty on the change, ``--anchor``).
+
+Corrections of only some classes are normal. Photos in the folder (over 160 px) are searched for their
+largest face; images that cannot be read or hold no face are skipped with a line each; an unknown class
+folder, an empty folder or nothing usable stops with a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import logging
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fer.card import DEFAULT_MODEL, ModelLoadError, load_card, timestamp, write_card
+from fer.cli import configure_logging, progress
+from fer.feedback import MANIFEST, FeedbackError, correction_files
+from fer.labels import FER2013_CLASSES, USAGE_TO_SPLIT
+
+logger = logging.getLogger(__name__)
+
+#: Images larger than this (shorter side, px) are photos: their largest face is cropped first.
+PHOTO_SIDE = 160
+
+
+@dataclass
+class PersonalizeConfig:
+    """One personalisation; the fields are ``python -m fer.personalize``'s options."""
+
+    feedback: str
+    out: str
+    base: str = str(DEFAULT_MODEL)
+    data: str | None = None  # replay: FER-2013 CSV or image folder with train/
+    replay: int = 2000  # replayed training faces (with --data)
+    eval: str | None = None  # FER-2013 CSV whose PublicTest rows measure before/after (default: --data if a CSV)
+    ferplus: str | None = None  # FER+ votes file: also measure on PublicTest's FER+ majority labels
+    suite: bool = False  # also run fer.suite (plain faces and YuNet crops, both label sets) before and after
+    suite_cache: str | None = None  # where fer.suite keeps its faces between runs
+    views: int = 8  # augmented views of each correction
+    steps: int = 300
+    lr: float = 1e-3
+    replay_weight: float = 1.0
+    anchor: float = 1.0  # L2 pull of the head's weights towards the base's (per weight, summed, × this)
+    seed: int = 0
+    command: str = ""
+
+    def check(self) -> None:
+        for name, least in {"views": 1, "steps": 1, "replay": 0}.items():
+            if getattr(self, name) < least:
+                raise ValueError(f"--{name} {getattr(self, name)}: must be at least {least}")
+        for name in ("lr", "replay_weight", "anchor"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+
+    @property
+    def onnx_path(self) -> Path:
+        """``--out`` as the ONNX file to write (``NAME`` or ``NAME.onnx``)."""
+        out = Path(self.out)
+        return out if out.suffix.lower() == ".onnx" else out.with_name(out.name + ".onnx")
+
+
+# --------------------------------------------------------------------------- the corrections
+
+@dataclass
+class Corrections:
+    faces: list[np.ndarray]  # 48×48 grey
+    labels: list[str]
+    files: list[str]
+    skipped: list[str] = field(default_factory=list)
+
+    def per_class(self, classes: Sequence[str]) -> dict[str, int]:
+        return {c: self.labels.count(c) for c in classes if c in self.labels}
+
+
+def read_corrections(folder: str | Path, classes: Sequence[str], detector=None) -> Corrections:
+    """Every image under ``folder/<class>/`` as a 48×48 grey face. FeedbackError for a missing or empty folder,
+    a class folder the model does not know, or no usable image; unreadable images and photos without a
+    face are skipped and listed. ``detector`` (made on first need) crops the largest face of photos."""
+    from fer.faces import to_face
+    from fer.images import ImageError, load_image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FeedbackError(f"--feedback {folder}: no such folder")
+    by_class = correction_files(folder)
+    unknown = [name for name in by_class if name not in classes]
+    if unknown:
+        raise FeedbackError(f"--feedback {folder}: {', '.join(f'{u}/' for u in unknown)} is not a class of the base "
+                            f"model (class folders: {', '.join(classes)})")
+    if not by_class:
+        raise FeedbackError(f"--feedback {folder}: no corrections (expected {folder}/<class>/*.png, saved by "
+                            f"`python app/main.py --feedback {folder}` or dropped in)")
+    found = Corrections([], [], [])
+    for label, files in by_class.items():
+        for path in files:
+            name = f"{label}/{path.name}"
+            try:
+                image = load_image(path, name=name)
+            except ImageError as e:
+                found.skipped.append(str(e))
+                continue
+            if min(image.shape[:2]) > PHOTO_SIDE:
+                from fer.evaluate import largest_face
+
+                if detector is None:
+                    from fer.detect import make_detector
+                    from fer.recognize import PHOTO_DETECT_WIDTH
+
+                    detector = make_detector("yunet", PHOTO_DETECT_WIDTH)
+                image = largest_face(image, detector)
+                if image is None:
+                    found.skipped.append(f"{name}: no face found in this photo")
+                    continue
+            found.faces.append(to_face(image))
+            found.labels.append(label)
+            found.files.append(name)
+    if not found.faces:
+        raise FeedbackError(f"--feedback {folder}: none of the {sum(map(len, by_class.values()))} images is usable "
+                            f"(e.g. {found.skipped[0]})")
+    return found
+
+
+# --------------------------------------------------------------------------- FER-2013 faces
+
+@dataclass
+class FaceSet:
+    faces: np.ndarray  # (N, 48, 48) uint8
+    labels: list[str]
+    rows: list[int]  # CSV row index (row i of the FER+ file), -1 for images from a folder
+
+
+def scan_csv(path: str | Path, replay: int, seed: int, test_usage: str | None = "PublicTest") -> tuple[FaceSet, FaceSet]:
+    """``(replay, test)`` from a FER-2013 CSV in one pass: ``replay`` Training rows drawn at random (seeded
+    reservoir sampling) and every ``test_usage`` row; only those rows' pixels are parsed."""
+    from fer.dataset import BadRowError, open_text, parse_label, parse_pixels
+
+    rng = np.random.default_rng(seed)
+    reservoir: list[tuple[int, str, str]] = []
+    test: list[tuple[int, str, str]] = []
+    seen = 0
+    with open_text(path) as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        if not {"emotion", "pixels", "Usage"} <= set(header):
+            raise ValueError(f"{path}: not a FER-2013 CSV (header {header[:5]}; expected emotion,pixels,Usage)")
+        col = {name: header.index(name) for name in ("emotion", "pixels", "Usage")}
+        for index, fields in enumerate(progress(reader, desc="reading FER-2013", unit="row")):
+            usage = fields[col["Usage"]].strip()
+            item = (index, fields[col["emotion"]], fields[col["pixels"]])
+            if usage == "Training" and replay:
+                seen += 1
+                if len(reservoir) < replay:
+                    reservoir.append(item)
+                elif (j := rng.integers(seen)) < replay:
+                    reservoir[j] = item
+            elif usage == test_usage:
+                test.append(item)
+
+    def face_set(items):
+        items = sorted(items)
+        try:
+            faces = [parse_pixels(p) for _, _, p in items]
+            labels = [FER2013_CLASSES[parse_label(e)] for _, e, _ in items]
+        except ValueError as e:
+            raise ValueError(str(BadRowError(path, 0, str(e))).replace(", line 0", "")) from None
+        return FaceSet(np.stack(faces) if faces else np.zeros((0, 48, 48), np.uint8), labels, [i for i, _, _ in items])
+
+    return face_set(reservoir), face_set(test)
+
+
+def sample_folder(folder: str | Path, n: int, seed: int) -> FaceSet:
+    """``n`` random images of ``folder/train/<class>/`` (a prepared FER-2013 folder)."""
+    from fer.faces import to_face
+    from fer.images import images_under, load_image
+
+    train = Path(folder) / USAGE_TO_SPLIT["Training"]
+    if not train.is_dir():
+        raise ValueError(f"--data {folder}: has no train/ folder (make it with data_scripts/prepare_fer2013.py)")
+    files = images_under(train)
+    if not files:
+        raise ValueError(f"--data {folder}: no images under {train}")
+    pick = np.random.default_rng(seed).choice(len(files), size=min(n, len(files)), replace=False)
+    chosen = [files[i] for i in sorted(pick)]
+    faces = np.stack([to_face(load_image(f, name=str(f))) for f in chosen])
+    return FaceSet(faces, [f.parent.name for f in chosen], [-1] * len(chosen))
+
+
+def ferplus_labels(path: str | Path, rows: Sequence[int]) -> list[str | None]:
+    """The FER+ majority label of each CSV row (None: unknown, not a face, or contempt, which the model lacks)."""
+    from fer.dataset import ferplus_majority
+
+    majority = ferplus_majority(path)
+    return [majority[r] if majority[r] in FER2013_CLASSES else None for r in rows]
+
+
+# --------------------------------------------------------------------------- the model
+
+class Backbone:
+    """The base learner's frozen backbone up to the pooled features its head takes, compiled for the CPU
+    (:mod:`fer.runtime`), with the learner's own preprocessing and its training augmentation."""
+
+    def __init__(self, learn):
+        import torch
+
+        from fer.preprocess import AUGMENT_PRESETS, batch_tfms, inference_module, validation_pipeline
+        from fer.runtime import compile_for_inference
+        from fer.quiet import known_warnings_silenced
+
+        with known_warnings_silenced():
+            from fastai.vision.all import IntToFloatTensor
+            from fasttransform import Pipeline
+
+        self.preprocess = inference_module(validation_pipeline(learn))
+        if self.preprocess is None:
+            raise ValueError("the base model's preprocessing is not resize + normalise: cannot personalise it")
+        size = tuple(self.preprocess.size)
+        stats = (float(self.preprocess.mean.flatten()[0]), float(self.preprocess.std.flatten()[0]))
+        self.augment = Pipeline([IntToFloatTensor(), *batch_tfms(size[0], stats, AUGMENT_PRESETS["default"])],
+                                split_idx=0)
+        body, head = learn.model[0], learn.model[1]
+        trunk = torch.nn.Sequential(body, head[0], head[1]).eval()  # pooling and flatten: the head's first steps
+        self.fn, self.backend = compile_for_inference(trunk, (2, 1, *size))
+
+    def features(self, faces: np.ndarray, views: int = 0, bs: int = 256, desc: str = "features") -> np.ndarray:
+        """Pooled features of uint8 faces ``(N, 48, 48)``: of the faces as they are (``views=0``), or of
+        ``views`` augmented views of each, ``(N * views, D)`` with the views of a face side by side."""
+        import torch
+
+        from fer.quiet import known_warnings_silenced
+
+        with known_warnings_silenced():
+            from fastai.vision.all import TensorImageBW
+
+        batch = torch.from_numpy(np.ascontiguousarray(faces))[:, None]
+        if views:
+            batch = batch.repeat_interleave(views, dim=0)
+        out = []
+        for i in progress(range(0, len(batch), bs), desc=desc, unit="batch"):
+            chunk = batch[i:i + bs]
+            with torch.no_grad():
+                x = (self.augment(TensorImageBW(chunk)) if views else self.preprocess(chunk)).as_subclass(torch.Tensor)
+                out.append(self.fn(x.contiguous()).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def trainable_head(learn):
+    """A copy of the learner's head after its pooling (batch norm, dropout, linear layers)."""
+    return copy.deepcopy(learn.model[1][2:])
+
+
+def head_probs(head, features: np.ndarray, bs: int = 4096) -> np.ndarray:
+    import torch
+
+    head.eval()
+    with torch.no_grad():
+        return np.concatenate([torch.softmax(head(torch.from_numpy(features[i:i + bs])), 1).numpy()
+                               for i in range(0, len(features), bs)]) if len(features) else np.zeros((0, 0))
+
+
+def train_head(head, corrections: np.ndarray, targets: np.ndarray, replay: np.ndarray | None,
+               replay_probs: np.ndarray | None, config: PersonalizeConfig) -> list[float]:
+    """Train ``head`` in place: cross-entropy (label smoothing 0.1) on the corrections' features, plus
+    ``replay_weight`` × KL divergence from the base's probabilities on the replayed faces' features, plus
+    ``anchor`` × the squared change of the weights. Batch norm keeps the base's statistics. Returns the
+    loss per step."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    start = [p.detach().clone() for p in head.parameters()]
+    opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=0.0)
+    xc, yc = torch.from_numpy(corrections), torch.from_numpy(targets)
+    xr = torch.from_numpy(replay) if replay is not None and len(replay) else None
+    pr = torch.from_numpy(replay_probs) if xr is not None else None
+    losses = []
+    head.train()
+    for m in head.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.eval()  # the base's statistics: a batch of one person's faces is not the population
+    for _ in progress(range(config.steps), desc="training", unit="step"):
+        idx = torch.from_numpy(rng.integers(len(xc), size=min(64, len(xc))))
+        loss = F.cross_entropy(head(xc[idx]), yc[idx], label_smoothing=0.1)
+        if xr is not None and config.replay_weight:
+            r = torch.from_numpy(rng.integers(len(xr), size=min(128, len(xr))))
+            log_q = F.log_softmax(head(xr[r]), 1)
+            loss = loss + config.replay_weight * F.kl_div(log_q, pr[r], reduction="batchmean")
+        if config.anchor:
+            loss = loss + config.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(head.parameters(), start))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    head.eval()
+    return losses
+
+
+# --------------------------------------------------------------------------- end to end
+
+def load_base(path: str | Path):
+    """The base model as a fastai learner (``.pkl``; for an ``.onnx``, the ``.pkl`` beside it)."""
+    from fer.predict import load_learner_file
+
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        if not path.with_suffix(".pkl").is_file():
+            raise ModelLoadError(f"--base {path}: an ONNX file cannot be trained; pass the exported learner (.pkl) "
+                                 f"it was made from")
+        path = path.with_suffix(".pkl")
+    return load_learner_file(path), path
+
+
+def check_out(config: PersonalizeConfig, base: Path) -> None:
+    """The personal model never replaces the base model or its card."""
+    out = config.onnx_path.resolve()
+    protected = {base.resolve().with_suffix(s) for s in (".pkl", ".onnx", ".json")}
+    if out in protected or out.with_suffix(".json") in protected:
+        raise ValueError(f"--out {config.out}: would overwrite the base model {base} or its card; choose another name")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ValueError(f"--out {config.out}: {out.parent} is not a folder")
+
+
+def accuracy_table(probs: np.ndarray, labels: Sequence[str | None], classes: Sequence[str]) -> dict:
+    """Accuracy, macro-F1 and per-class recall on the faces that have a label (fer.evaluate.metrics)."""
+    from fer.metrics import metrics
+
+    keep = [i for i, y in enumerate(labels) if y is not None]
+    predicted = [classes[j] for j in probs[keep].argmax(1)]
+    m = metrics([labels[i] for i in keep], predicted, classes)
+    return {"n": m["n"], "accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
+            "recall": {c: v["recall"] for c, v in m["per_class"].items()}}
+
+
+@dataclass
+class Result:
+    onnx: Path
+    card: dict
+    seconds: float
+
+
+def personalize(config: PersonalizeConfig) -> Result:
+    """Train a personal model from ``config.feedback`` and export it (``.onnx`` and its ``.json`` card).
+    Raises FeedbackError, ModelLoadError, ValueError or FileNotFoundError naming the problem, before
+    anything is written."""
+    import torch
+
+    from fer.export import export_onnx
+
+    start = time.perf_counter()
+    config.check()
+    learn, base_path = load_base(config.base)
+    check_out(config, base_path)
+    classes = [str(c) for c in learn.dls.vocab]
+    corrections = read_corrections(config.feedback, classes)
+    for line in corrections.skipped:
+        logger.info(f"skipped {line}")
+    if config.data and not Path(config.data).exists():
+        raise FileNotFoundError(f"--data {config.data}: no such file or folder")
+    logger.info(f"{len(corrections.faces)} corrections ({', '.join(f'{c} {n}' for c, n in corrections.per_class(classes).items())}); "
+                f"base {base_path.name}")
+    torch.manual_seed(config.seed)
+    replay, test = load_faces(config)
+    backbone = Backbone(learn)
+    base_head = trainable_head(learn)
+    xc = backbone.features(np.stack(corrections.faces), views=config.views, desc="corrections")
+    yc = np.repeat([classes.index(y) for y in corrections.labels], config.views)
+    xr = backbone.features(replay.faces, desc="replay") if replay is not None and len(replay.faces) else None
+    pr = head_probs(base_head, xr).astype(np.float32) if xr is not None else None
+    head = trainable_head(learn)
+    losses = train_head(head, xc, yc, xr, pr, config)
+    learn.model[1] = torch.nn.Sequential(*learn.model[1][:2], *head)
+    train_seconds = time.perf_counter() - start
+    card = personal_card(config, base_path, load_card(base_path), classes, corrections, replay, losses, train_seconds)
+    if test is not None:
+        card["evaluation"] = before_after(backbone, base_head, head, test, classes, config)
+    out = export_onnx(learn, config.onnx_path, card)
+    card = load_card(out)
+    if config.suite:  # measured on the exported file: in the JSON card only, not in the ONNX metadata
+        card["suite"] = suite_before_after(config, base_path, out)
+        write_card(out, card)
+    seconds = time.perf_counter() - start
+    return Result(out, card, seconds)
+
+
+def load_faces(config: PersonalizeConfig) -> tuple[FaceSet | None, FaceSet | None]:
+    """The replayed training faces (``--data``) and the test faces (``--eval``, or ``--data`` if a CSV)."""
+    data = Path(config.data) if config.data else None
+    test_csv = Path(config.eval) if config.eval else (data if data and data.is_file() else None)
+    if test_csv is not None and not test_csv.is_file():
+        raise FileNotFoundError(f"--eval {test_csv}: no such file")
+    replay = test = None
+    if data is not None and data.is_dir():
+        replay = sample_folder(data, config.replay, config.seed)
+    if test_csv is not None and test_csv == data:
+        replay, test = scan_csv(data, config.replay, config.seed)
+    else:
+        if data is not None and data.is_file():
+            replay, _ = scan_csv(data, config.replay, config.seed, test_usage=None)
+        if test_csv is not None:
+            _, test = scan_csv(test_csv, 0, config.seed)
+    if (config.ferplus or config.suite) and test is None:
+        raise ValueError("--ferplus and --suite: need the FER-2013 CSV (--eval, or --data as a CSV)")
+    if config.suite and not config.ferplus:
+        raise ValueError("--suite: needs --ferplus (the suite scores both label sets)")
+    return replay, test
+
+
+def before_after(backbone: Backbone, base_head, head, test: FaceSet, classes: list[str],
+                 config: PersonalizeConfig) -> dict:
+    """Accuracy of the base and the personal model on the test faces, with FER-2013's labels and (with
+    ``--ferplus``) FER+'s majority labels."""
+    features = backbone.features(test.faces, desc="test faces")
+    probs = {"before": head_probs(base_head, features), "after": head_probs(head, features)}
+    label_sets = {"fer2013": test.labels}
+    if config.ferplus:
+        label_sets["ferplus"] = ferplus_labels(config.ferplus, test.rows)
+    return {name: {when: accuracy_table(p, labels, classes) for when, p in probs.items()}
+            | {"faces": f"{Path(config.eval or config.data).name} PublicTest"}
+            for name, labels in label_sets.items()}
+
+
+def suite_before_after(config: PersonalizeConfig, base_path: Path, personal: Path) -> dict:
+    """:mod:`fer.suite` on PublicTest (plain faces and YuNet crops, FER-2013 and FER+ labels) for the base and
+    the personal model; per cell accuracy, balanced accuracy and macro-F1, and the serving score."""
+    from fer.model_files import load_predictor
+    from fer.suite import run_suite, suite_faces
+
+    faces = suite_faces(config.eval or config.data, config.ferplus, "PublicTest", cache=config.suite_cache)
+    base_file = base_path.with_suffix(".onnx") if base_path.with_suffix(".onnx").is_file() else base_path
+    out = {}
+    for when, path in (("before", base_file), ("after", personal)):
+        result = run_suite(load_predictor(path), faces)
+        out[when] = {"serving_score": round(result["serving_score"], 4),
+                     "cells": {name: {labels: {k: round(cell[labels][k], 4)
+                                               for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")}
+                                      for labels in ("fer2013", "ferplus")} | {"detected": round(cell["detected"], 4)}
+                               for name, cell in result["cells"].items()}}
+    return out
+
+
+def personal_card(config: PersonalizeConfig, base_path: Path, base_card: dict, classes: list[str],
+                  corrections: Corrections, replay: FaceSet | None, losses: list[float], seconds: float) -> dict:
+    """The personal model's card: the base's recipe fields, what it was personalised on, and how."""
+    keep = ("arch", "input_size", "channels", "normalisation", "class_order", "pretrained")
+    return {
+        **{k: base_card[k] for k in keep if k in base_card}, "classes": classes,
+        "personalized": {
+            "base": base_path.name, "base_sha256": (base_card.get("onnx") or {}).get("sha256"),
+            "base_valid_accuracy": base_card.get("valid_accuracy"),
+            "feedback": str(Path(config.feedback).resolve()), "corrections": corrections.per_class(classes),
+            "skipped": corrections.skipped,
+            "manifest_rows": count_manifest_rows(Path(config.feedback)),
+            "replay": {"data": str(config.data), "faces": len(replay.faces)} if replay is not None else None,
+            "method": "frozen backbone; the head trained on augmented views of the corrections, distilled towards "
+                      "the base on replayed faces, its weights pulled towards the base's",
+            "settings": {k: v for k, v in asdict(config).items() if k not in ("feedback", "out", "command")},
+            "final_loss": round(float(np.mean(losses[-20:])), 4), "seconds": round(seconds, 1),
+        },
+        "valid_accuracy": None, "exported": timestamp(), "command": config.command,
+    }
+
+
+def count_manifest_rows(folder: Path) -> int:
+    path = folder / MANIFEST
+    return max(0, sum(1 for _ in open(path, encoding="utf-8")) - 1) if path.exists() else 0
+
+
+# --------------------------------------------------------------------------- command line
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = PersonalizeConfig(feedback="", out="")
+    p = argparse.ArgumentParser(prog="python -m fer.personalize", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--feedback", required=True, help="the corrections: DIR/<class>/*.png (python app/main.py --feedback DIR)")
+    p.add_argument("--out", required=True, help="the personal model to write: NAME → NAME.onnx and its card NAME.json "
+                                                "(put it in the feedback folder and the app's model menu lists it)")
+    p.add_argument("--base", default=d.base, help="the model to start from (an exported learner, .pkl; default: the "
+                                                  "shipped model); it is only read")
+    p.add_argument("--data", help="FER-2013 faces to replay so the model does not forget them: the CSV "
+                                  "(fer2013.csv[.gz]) or a folder with train/ (data_scripts/prepare_fer2013.py)")
+    p.add_argument("--replay", type=int, default=d.replay, help=f"how many training faces to replay (default {d.replay})")
+    p.add_argument("--eval", help="FER-2013 CSV whose PublicTest faces measure the model before and after, for the "
+                                  "card (default: --data when it is a CSV)")
+    p.add_argument("--ferplus", help="FER+ votes (fer2013new.csv): also measure on PublicTest's FER+ majority labels")
+    p.add_argument("--suite", action="store_true",
+                   help="also run the evaluation suite (fer.suite: plain faces and the app's YuNet crops, FER-2013 "
+                        "and FER+ labels) on the base and the personal model for the card; needs --ferplus")
+    p.add_argument("--suite-cache", metavar="DIR", help="keep the suite's faces here between runs")
+    p.add_argument("--views", type=int, default=d.views, help=f"augmented views per correction (default {d.views})")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"training steps (default {d.steps})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    p.add_argument("--replay-weight", type=float, default=d.replay_weight,
+                   help=f"weight of the distillation loss on the replayed faces (default {d.replay_weight})")
+    p.add_argument("--anchor", type=float, default=d.anchor,
+                   help=f"weight of the pull towards the base's head weights (default {d.anchor})")
+    p.add_argument("--seed", type=int, default=d.seed)
+    return p.parse_args(argv)
+
+
+def format_summary(result: Result) -> str:
+    info = result.card["personalized"]
+    lines = [f"wrote {result.onnx} and {result.onnx.with_suffix('.json')} in {result.seconds:.0f} s "
+             f"(base {info['base']}, {sum(info['corrections'].values())} corrections)"]
+    for name, figures in result.card.get("evaluation", {}).items():
+        before, after = figures["before"], figures["after"]
+        lines.append(f"{figures['faces']}, {name} labels ({after['n']} faces): accuracy {before['accuracy']:.2%} → "
+                     f"{after['accuracy']:.2%}, macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f}")
+    if "suite" in result.card:
+        suite = result.card["suite"]
+        lines.append(f"evaluation suite (fer.suite, PublicTest): serving score {suite['before']['serving_score']:.2%} → "
+                     f"{suite['after']['serving_score']:.2%}")
+    lines.append(f"serve it: python app/main.py --model {result.onnx}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    command = "python -m fer.personalize " + shlex.join(sys.argv[1:] if argv is None else argv)
+    config = PersonalizeConfig(**vars(args), command=command)
+    from fer.export import ExportError
+
+    try:
+        result = personalize(config)
+    except (FeedbackError, ModelLoadError, ValueError, FileNotFoundError, ExportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(format_summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Corrections (fer.feedback) and the personal model made from them (python -m fer.personalize), on the tiny
+synthetic set: the folder layout and manifest, deleting everything, a personal model end to end, and a
+one-line message for each kind of bad feedback folder."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli, synthetic_face
+from fer import feedback
+from fer.labels import FER2013_CLASSES
+
+CLASSES = list(FER2013_CLASSES)
+
+
+def probs_for(label: str) -> dict[str, float]:
+    return {c: (0.7 if c == label else 0.05) for c in CLASSES}
+
+
+def test_a_correction_is_the_48px_grey_face_in_its_class_folder_with_a_manifest_row(tmp_path, astronaut):
+    folder = tmp_path / "fb"
+    crop = astronaut[60:182, 174:276]  # an RGB crop of any size: saved as the classifier's 48×48 grey input
+    path = feedback.save_correction(folder, crop, "happy", "upload", "model.onnx", "sad", probs_for("sad"), CLASSES)
+    assert path.parent == folder / "happy" and path.suffix == ".png"
+    saved = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert saved.shape == (48, 48) and saved.dtype == np.uint8
+    second = feedback.save_correction(folder, synthetic_face(4, 0), "neutral", "webcam", "model.onnx", "sad",
+                                      probs_for("sad"), CLASSES)
+    assert second != path
+    rows = feedback.read_manifest(folder)
+    assert [r["file"] for r in rows] == ["happy/" + path.name, "neutral/" + second.name]
+    assert rows[0]["source"] == "upload" and rows[1]["source"] == "webcam"
+    assert rows[0]["model"] == "model.onnx" and rows[0]["predicted"] == "sad" and rows[0]["label"] == "happy"
+    assert float(rows[0]["p_sad"]) == 0.7 and rows[0]["time"].endswith("Z")
+    with open(folder / feedback.MANIFEST) as f:
+        assert next(csv.reader(f))[:6] == ["time", "file", "label", "source", "model", "predicted"]
+    assert feedback.count_corrections(folder) == {"happy": 1, "neutral": 1}
+    assert "**2** (happy 1, neutral 1)" in feedback.summary(folder)
+
+
+def test_an_unknown_label_is_refused_and_nothing_is_written(tmp_path):
+    with pytest.raises(feedback.FeedbackError, match="'bored' is not one of the model's classes"):
+        feedback.save_correction(tmp_path, synthetic_face(0, 0), "bored", "upload", "m", "sad", {}, CLASSES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delete_all_removes_the_corrections_and_keeps_personal_models(tmp_path):
+    for i, label in enumerate(["angry", "angry", "fear"]):
+        feedback.save_correction(tmp_path, synthetic_face(i, i), label, "upload", "m", "sad", probs_for("sad"), CLASSES)
+    (tmp_path / "mine.onnx").write_bytes(b"model")
+    (tmp_path / "mine.json").write_text("{}")
+    assert feedback.delete_all(tmp_path) == 3
+    assert feedback.count_corrections(tmp_path) == {} and not (tmp_path / feedback.MANIFEST).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json", "mine.onnx"]
+    assert feedback.personal_models(tmp_path) == [tmp_path / "mine.onnx"]
+    assert "none yet" in feedback.summary(tmp_path)
+
+
+def test_a_feedback_path_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(feedback.FeedbackError, match="exists and is not a folder"):
+        feedback.check_folder(tmp_path / "f")
+    assert feedback.check_folder(tmp_path / "new" / "fb").is_dir()
+
+
+def corrections_folder(root: Path, tiny_data: Path, classes=("happy", "sad", "neutral"), per_class: int = 4) -> Path:
+    """Corrections of some classes only, saved as the app saves them (train faces relabelled as the folder says)."""
+    folder = root / "fb"
+    for label in classes:
+        for f in sorted((tiny_data / "train" / label).glob("*.png"))[:per_class]:
+            face = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            feedback.save_correction(folder, face, label, "upload", "tiny.pkl", "angry", probs_for("angry"), CLASSES)
+    return folder
+
+
+@pytest.mark.slow
+def test_personalize_end_to_end_writes_an_onnx_model_and_card_and_leaves_the_base_alone(
+        tiny_model, tiny_data, tiny_csv, tmp_path):
+    from fer.onnx_predict import OnnxFacePredictor
+
+    folder = corrections_folder(tmp_path, tiny_data)
+    base_files = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tiny_model.parent.glob("tiny.*")}
+    result = run_cli("-m", "fer.personalize", "--feedback", str(folder), "--out", str(folder / "mine"),
+                     "--base", str(tiny_model), "--data", str(tiny_data), "--replay", "40", "--eval", str(tiny_csv),
+                     "--steps", "30", "--views", "2")
+    out = folder / "mine.onnx"
+    assert f"wrote {out}" in result.stdout and "PublicTest, fer2013 labels (21 faces)" in result.stdout
+    assert "training" in result.stderr  # the progress bar
+    card = json.loads(out.with_suffix(".json").read_text())
+    info = card["personalized"]
+    assert info["base"] == "tiny.pkl" and info["corrections"] == {"happy": 4, "sad": 4, "neutral": 4}
+    assert info["manifest_rows"] == 12 and info["replay"]["faces"] == 40 and info["seconds"] > 0
+    assert set(card["evaluation"]["fer2013"]) == {"before", "after", "faces"}
+    assert 0 <= card["evaluation"]["fer2013"]["after"]["accuracy"] <= 1
+    assert card["onnx"]["max_difference_from_learn_predict"] <= 1e-4
+    predictor = OnnxFacePredictor.load(out)
+    assert predictor.classes == CLASSES and predictor.card["personalized"]["base"] == "tiny.pkl"
+    probs = predictor.predict_proba([synthetic_face(3, 1)])
+    assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in base_files} == base_files  # base untouched
+
+
+def run_personalize(*args: str, capsys) -> tuple[int, str]:
+    from fer.personalize import main
+
+    code = main(list(args))
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such folder"),
+    ("empty", "no corrections (expected"),
+    ("unknown class", "bored/ is not a class of the base model"),
+    ("unreadable", "none of the 2 images is usable (e.g. happy/broken.png: not an image file"),
+    ("no face", "none of the 1 images is usable (e.g. happy/coffee.png: no face found in this photo)"),
+])
+def test_bad_feedback_folders_get_one_line(tiny_model, tmp_path, capsys, case, message):
+    from skimage import data
+
+    folder = tmp_path / "fb"
+    if case != "missing":
+        folder.mkdir()
+    if case == "unknown class":
+        (folder / "bored").mkdir()
+        cv2.imwrite(str(folder / "bored" / "a.png"), synthetic_face(0, 0))
+    if case == "unreadable":
+        (folder / "happy").mkdir()
+        (folder / "happy" / "broken.png").write_bytes(b"not a png")
+        (folder / "happy" / "empty.png").write_bytes(b"")
+    if case == "no face":
+        (folder / "happy").mkdir()
+        cv2.imwrite(str(folder / "happy" / "coffee.png"), data.coffee()[..., ::-1])
+    code, err = run_personalize("--feedback", str(folder), "--out", str(tmp_path / "mine"), "--base", str(tiny_model),
+                                capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "mine.onnx").exists()
+
+
+def test_the_personal_model_never_overwrites_the_base(tiny_model, tiny_data, tmp_path, capsys):
+    base = tmp_path / "base"
+    base.mkdir()
+    copy = Path(shutil.copy(tiny_model, base / "tiny.pkl"))
+    shutil.copy(tiny_model.with_suffix(".json"), base / "tiny.json")
+    before = copy.read_bytes()
+    folder = corrections_folder(tmp_path, tiny_data, ("happy",), 1)
+    code, err = run_personalize("--feedback", str(folder), "--out", str(base / "tiny"), "--base", str(copy),
+                                capsys=capsys)
+    assert code == 2 and "would overwrite the base model" in err
+    assert copy.read_bytes() == before and not (base / "tiny.onnx").exists()
+
+
+def test_the_live_views_largest_face_is_kept_for_a_correction(tiny_model, astronaut, tmp_path):
+    from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+
+    recognizer = FaceRecognizer.load(tiny_model.with_suffix(".onnx"))
+    session = VideoSession()
+    small = np.ascontiguousarray(astronaut[:, ::-1][::2, ::2])  # a second, smaller face beside the big one
+    frame = np.zeros((512, 768, 3), np.uint8)
+    frame[:, :512], frame[:256, 512:] = astronaut, small
+    annotated, shown = annotate_frame(recognizer, frame, session)
+    crop, probs = session.largest
+    assert probs == shown and crop.ndim == 2 and crop.shape[0] > 80  # the astronaut's face, not the small copy
+    path = feedback.save_correction(tmp_path, crop, "happy", "webcam", "tiny.onnx", max(probs, key=probs.get),
+                                    probs, recognizer.classes)
+    assert feedback.read_manifest(tmp_path)[0]["source"] == "webcam" and path.exists()
