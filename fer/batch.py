@@ -335,8 +335,14 @@ class PoolEngine:
     def run(self, tasks: list[Task], options: JobOptions) -> Iterator[Outcome]:
         from concurrent.futures import as_completed
 
+        from concurrent.futures.process import BrokenProcessPool
+
         futures = {self.pool.submit(run_task, task, options): task for task in tasks}
         for future in as_completed(futures):
+            if isinstance(future.exception(), BrokenProcessPool):
+                raise BatchError("a worker process died (out of memory, a crash in a native library, or a script "
+                                 "that starts workers without `if __name__ == \"__main__\":`); the files finished so "
+                                 "far are kept: rerun with --resume") from None
             yield _result(future, futures[future])
 
 
@@ -375,7 +381,7 @@ class DaskEngine:
             self.cluster.close()
 
     def describe(self) -> str:
-        n = len(self.client.scheduler_info(n_workers=-1)["workers"])
+        n = len(self.client.nthreads())
         where = "on a local Dask cluster" if self.cluster else "on the Dask cluster"
         return f"{where} at {self.address} ({n} worker processes)"
 
@@ -537,16 +543,30 @@ def process(tasks: list[Task], options: JobOptions, engine, table: BatchTable | 
         yield outcome
 
 
-def outcomes_frame(outcomes: list[Outcome], columns: list[str] | None = None):
-    """All outcomes' rows as one pandas DataFrame; ``df.attrs["failures"]``: ``[{"file", "error"}]``."""
+def _frame(source, failures: list[dict]):
     import pandas as pd
 
-    header = columns or next((o.columns for o in outcomes if o.columns), list(KEY_COLUMNS))
-    text = ",".join(header) + "\n" + "".join(o.text for o in outcomes if o.error is None)
-    df = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
-    df.attrs["failures"] = [{"file": o.file, "error": o.error or o.problem} for o in outcomes if o.error or o.problem]
-    df.attrs["files"] = len(outcomes)
+    df = pd.read_csv(source, keep_default_na=False, na_values=[""])  # empty cells (a photo's time) are NaN
+    df.attrs["failures"] = failures
     return df
+
+
+def outcomes_frame(outcomes: list[Outcome], columns: list[str]):
+    """The outcomes' rows as one pandas DataFrame (``columns``); ``df.attrs["failures"]``: ``[{"file", "error"}]``
+    (a video that broke off partway is there too, its rows in the frame)."""
+    text = ",".join(columns) + "\n" + "".join(o.text for o in outcomes if o.error is None)
+    failures = [{"file": o.file, "error": o.error or o.problem} for o in outcomes if o.error or o.problem]
+    return _frame(io.StringIO(text), failures)
+
+
+def read_table(path: Path, failures_path: Path, columns: list[str]):
+    """A run's table as a pandas DataFrame, ``df.attrs["failures"]`` from its failures CSV."""
+    import pandas as pd
+
+    failures = pd.read_csv(failures_path).to_dict("records") if failures_path.exists() else []
+    if not path.exists() or path.stat().st_size == 0:
+        return _frame(io.StringIO(",".join(columns) + "\n"), failures)
+    return _frame(path, failures)
 
 
 def summary_dict(outcomes: list[Outcome]) -> dict:
