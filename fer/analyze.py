@@ -20,14 +20,6 @@ from pathlib import Path
 from fer.cli import add_batch_options, add_model_options, check_batch_options, check_model_options
 
 
-def summary_line(file: str, faces: list) -> str:
-    """One photo's faces in a line for the screen."""
-    if not faces:
-        return f"{file}: no face found"
-    listed = ", ".join(f"{f.label} {f.confidence:.0%} at ({f.box.x}, {f.box.y}, {f.box.w}×{f.box.h})" for f in faces)
-    return f"{file}: {len(faces)} face{'s' * (len(faces) > 1)}: {listed}"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fer.analyze", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
     from fer.batch import BatchError, JobOptions, ModelSpec, collect_inputs
     from fer.cli import batch_threads, configure_logging, run_batch
+    from fer.video import batch_analyzers
 
     configure_logging()
     try:
@@ -65,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     spec = ModelSpec(args.model, args.detector, args.min_face, args.score)
-    options = JobOptions(spec, batch_threads(args), args.every)
+    options = JobOptions(spec, batch_threads(args), args.every, analyzers=batch_analyzers())
     return run_batch(args, tasks, missing, options, "files", args.json)
 
 

@@ -15,15 +15,13 @@ import numpy as np
 
 from fer.batch import ModelSpec
 from fer.detect import DETECTORS
-from fer.images import ImageError, as_rgb_frame, load_image
+from fer.images import FULL_SIZE, ImageError, as_rgb_frame, load_image
 from fer.recognize import FaceRecognizer, FaceResult
 
 #: A face found in a photo: ``box`` (x, y, w, h, score, landmarks), ``label``, ``confidence``,
 #: ``probabilities`` (class → probability) and ``landmarks`` (name → (x, y)).
 Face = FaceResult
 
-#: Photos are read at full size so boxes are in the file's own pixels (``load_image`` refuses what PIL calls a decompression bomb, over 89.5 MP).
-FULL_SIZE = 1 << 16
 
 
 class Model:
@@ -78,6 +76,7 @@ class Model:
               files_from, out_dir):
         from fer.batch import (BatchTable, JobOptions, batch_columns, collect_inputs, default_threads, make_engine,
                                outcomes_frame, process, read_table)
+        from fer.video import batch_analyzers
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
@@ -89,7 +88,7 @@ class Model:
         if threads is None and (workers > 1 or remote):
             threads = 1 if address else default_threads(workers)
         options = JobOptions(self.spec or ModelSpec(), threads, every, str(Path(out_dir).resolve()) if out_dir else None,
-                             overwrite=overwrite or resume)
+                             overwrite or resume, batch_analyzers())
         table = BatchTable(Path(csv), resume=resume, overwrite=overwrite) if csv else None
         try:
             for outcome in outcomes if table else ():

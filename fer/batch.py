@@ -27,15 +27,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer.images import IMAGE_SUFFIXES
 
 #: File endings taken as videos when a folder is searched.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp"})
-SUFFIXES = {"photo": IMAGE_SUFFIXES, "video": VIDEO_SUFFIXES}
 #: The columns before each face's own (:func:`fer.table.face_columns`); a photo's faces are frame 0, no time,
 #: ids 1, 2, ... left to right; a video's are its analysed frames, their times and the tracked face ids.
 KEY_COLUMNS = ("file", "frame", "time_s", "face_id")
@@ -76,13 +74,17 @@ class Task:
 @dataclass(frozen=True)
 class JobOptions:
     """What every task needs: the model, threads per worker process (None: leave as is), every N-th video
-    frame, and where to write each video's own outputs (annotated video, CSV, plots; None: none)."""
+    frame, where to write each video's own outputs (annotated video, CSV, plots; None: none), and the
+    function that analyses each kind of file (``analyzers[task.kind](recognizer, task, options) -> Outcome``,
+    module-level functions, so they reach the workers by name: :func:`photo_outcome` here,
+    ``fer.video.video_outcome`` for videos; ``fer.video.batch_analyzers()`` gives both)."""
 
     spec: ModelSpec = ModelSpec()
     threads: int | None = None
     every: int = 1
     out_dir: str | None = None
     overwrite: bool = False
+    analyzers: dict[str, Callable] = field(default_factory=lambda: {"photo": photo_outcome})
 
 
 @dataclass
@@ -116,10 +118,17 @@ class Outcome:
 
 # ---- inputs -----------------------------------------------------------------------------------------------
 
+def kind_suffixes() -> dict[str, frozenset[str]]:
+    """The file endings of each kind of file: photos (:data:`fer.images.IMAGE_SUFFIXES`) and videos."""
+    from fer.images import IMAGE_SUFFIXES
+
+    return {"photo": IMAGE_SUFFIXES, "video": VIDEO_SUFFIXES}
+
+
 def kind_of(path: Path, default: str) -> str:
     """``photo`` or ``video`` by the file's ending; ``default`` for any other ending."""
     suffix = path.suffix.lower()
-    return next((kind for kind, suffixes in SUFFIXES.items() if suffix in suffixes), default)
+    return next((kind for kind, suffixes in kind_suffixes().items() if suffix in suffixes), default)
 
 
 def read_path_list(path: str | Path) -> list[Path]:
@@ -140,7 +149,7 @@ def collect_inputs(paths: Iterable[str | Path], lists: Iterable[str | Path] = ()
     """Tasks for files given directly or listed in text files (their kind by ending, else ``default_kind``)
     and for the files of ``folder_kinds`` under folders (recursively, sorted); each file once. Paths that do
     not exist come back as failed outcomes."""
-    suffixes = frozenset().union(*(SUFFIXES[k] for k in folder_kinds))
+    suffixes = frozenset().union(*(kind_suffixes()[k] for k in folder_kinds))
     tasks, missing, seen = [], [], set()
     for path in [*map(Path, paths), *(p for listing in lists for p in read_path_list(listing))]:
         if path.is_dir():
@@ -220,13 +229,13 @@ def run_task(task: Task, options: JobOptions) -> Outcome:
 
 def analyze_task(recognizer, task: Task, options: JobOptions) -> Outcome:
     """A photo's faces or a video's tracked faces as rows; a file that cannot be used gives its reason."""
-    from fer.images import ImageError
-    from fer.video import VideoError
-
     start = time.perf_counter()
+    analyzer = options.analyzers.get(task.kind)
     try:
-        outcome = (_analyze_photo if task.kind == "photo" else _analyze_video)(recognizer, task, options)
-    except (ImageError, VideoError) as e:
+        if analyzer is None:
+            raise BatchError(f"{task.file}: no analyzer for {task.kind}s in this run")
+        outcome = analyzer(recognizer, task, options)
+    except ValueError as e:  # ImageError, VideoError, BatchError: the message names the file and the problem
         outcome = Outcome.failed(task, str(e))
     except Exception as e:  # noqa: BLE001 - one odd file must not stop a run over thousands
         outcome = Outcome.failed(task, f"{task.file}: {type(e).__name__}: {e}")
@@ -255,33 +264,25 @@ def rows_text(rows: list[dict], columns: list[str]) -> str:
     return buffer.getvalue()
 
 
-def _analyze_photo(recognizer, task: Task, options: JobOptions) -> Outcome:
-    from fer.analyze import summary_line
-    from fer.api import read_image
+def photo_outcome(recognizer, task: Task, options: JobOptions) -> Outcome:
+    """A photo's faces as rows: frame 0, no time, face ids 1, 2, ... left to right."""
+    from fer.images import FULL_SIZE, load_image
     from fer.table import face_row
 
-    faces = recognizer.analyze(read_image(Path(task.path)))
+    faces = recognizer.analyze(load_image(task.path, name=task.file, max_side=FULL_SIZE))
     rows = [{"file": task.file, "frame": 0, "time_s": "", "face_id": i, **face_row(face.box, face.probs)}
             for i, face in enumerate(faces, 1)]
     columns = batch_columns(recognizer.classes)
     return Outcome(task.file, task.kind, columns, rows_text(rows, columns), len(rows), frames=1,
-                   line=summary_line(task.file, faces), detail={"faces": [f.as_dict() for f in faces]})
+                   line=photo_line(task.file, faces), detail={"faces": [f.as_dict() for f in faces]})
 
 
-def _analyze_video(recognizer, task: Task, options: JobOptions) -> Outcome:
-    from fer.video import OutputPaths, analyze_video
-
-    out = OutputPaths(Path(options.out_dir), Path(task.path).stem) if options.out_dir else None
-    report, rows = analyze_video(recognizer, task.path, options.every, out, options.overwrite)
-    report.source = task.file
-    columns = batch_columns(recognizer.classes)
-    text = rows_text([{"file": task.file, **row} for row in rows], columns)
-    line = (f"{task.file}: {report.frames_read} frames ({report.frames_analysed} analysed) at "
-            f"{report.processing_fps:.1f} frames/s, {len(report.face_ids)} face(s)")
-    if report.problem:
-        line += f"; {report.problem}"
-    return Outcome(task.file, task.kind, columns, text, len(rows), problem=report.problem, line=line,
-                   detail={"video": report.as_dict()}, frames=report.frames_analysed)
+def photo_line(file: str, faces: list) -> str:
+    """One photo's faces in a line for the screen."""
+    if not faces:
+        return f"{file}: no face found"
+    listed = ", ".join(f"{f.label} {f.confidence:.0%} at ({f.box.x}, {f.box.y}, {f.box.w}×{f.box.h})" for f in faces)
+    return f"{file}: {len(faces)} face{'s' * (len(faces) > 1)}: {listed}"
 
 
 # ---- engines ----------------------------------------------------------------------------------------------

@@ -358,6 +358,29 @@ def analyze_video_to_frame(recognizer, path: str | Path, every: int = 1, out_dir
     return df
 
 
+def video_outcome(recognizer, task, options):
+    """One video of a batch run (:mod:`fer.batch`): its tracked faces as rows of the run's table, and with
+    ``options.out_dir`` its own annotated video, CSV, plots and summary there."""
+    from fer.batch import Outcome, batch_columns, rows_text
+
+    out = OutputPaths(Path(options.out_dir), Path(task.path).stem) if options.out_dir else None
+    report, rows = analyze_video(recognizer, task.path, options.every, out, options.overwrite)
+    report.source = task.file
+    columns = batch_columns(recognizer.classes)
+    line = (f"{task.file}: {report.frames_read} frames ({report.frames_analysed} analysed) at "
+            f"{report.processing_fps:.1f} frames/s, {len(report.face_ids)} face(s)")
+    return Outcome(task.file, task.kind, columns, rows_text([{"file": task.file, **row} for row in rows], columns),
+                   len(rows), problem=report.problem, line=line + (f"; {report.problem}" if report.problem else ""),
+                   detail={"video": report.as_dict()}, frames=report.frames_analysed)
+
+
+def batch_analyzers() -> dict:
+    """The per-file functions of a batch run over photos and videos (``fer.batch.JobOptions.analyzers``)."""
+    from fer.batch import photo_outcome
+
+    return {"photo": photo_outcome, "video": video_outcome}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from fer.cli import add_batch_options, add_model_options, check_batch_options, check_model_options
 
@@ -417,7 +440,7 @@ def run_many(args: argparse.Namespace) -> int:
         return 2
     spec = ModelSpec(args.model, args.detector, args.min_face, args.score)
     options = JobOptions(spec, batch_threads(args), args.every, str(args.out.resolve()) if args.out else None,
-                         overwrite=args.overwrite or args.resume)
+                         args.overwrite or args.resume, batch_analyzers())
     return run_batch(args, tasks, missing, options, "videos")
 
 
