@@ -133,7 +133,6 @@ def progress_lines(table: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-@pytest.mark.slow
 def test_a_killed_run_resumes_without_losing_or_repeating_rows(astronaut, tmp_path):
     rng = np.random.default_rng(0)
     photos = tmp_path / "photos"
