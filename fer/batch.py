@@ -324,10 +324,14 @@ class PoolEngine:
         from concurrent.futures import ProcessPoolExecutor
 
         # spawned, not forked: the parent may hold onnxruntime and OpenCV thread pools that do not survive fork
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_ignore_interrupts)
         return self
 
     def __exit__(self, *exc) -> None:
+        if exc[0] is not None:  # interrupted or failed: stop the workers now, not after their current file
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
         self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
 
     def describe(self) -> str:
@@ -397,6 +401,13 @@ class DaskEngine:
                 future.release()
         finally:
             self.client.cancel(futures)
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the driver's to handle (it stops the workers); a worker prints no traceback of its own."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _result(future, task: Task) -> Outcome:

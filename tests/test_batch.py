@@ -133,15 +133,21 @@ def progress_lines(table: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def test_a_killed_run_resumes_without_losing_or_repeating_rows(astronaut, tmp_path):
+@pytest.fixture(scope="module")
+def photos(astronaut, tmp_path_factory) -> Path:
+    """80 random crops and scales of the astronaut, each with her face, and a broken PNG."""
     rng = np.random.default_rng(0)
-    photos = tmp_path / "photos"
+    photos = tmp_path_factory.mktemp("many") / "photos"
     photos.mkdir()
-    for i in range(80):  # random crops and scales of the astronaut, each with her face
+    for i in range(80):
         x, y, size = rng.integers(0, 120), rng.integers(0, 40), rng.integers(260, 380)
         crop = Image.fromarray(astronaut[y:y + size, x:x + size])
         crop.resize((int(size * rng.uniform(0.6, 1.2)),) * 2).save(photos / f"p{i:03d}.jpg")
     (photos / "zz_broken.png").write_bytes(b"\x89PNG broken")
+    return photos
+
+
+def test_a_killed_run_resumes_without_losing_or_repeating_rows(photos, tmp_path):
     table = tmp_path / "faces.csv"
     command = [sys.executable, "-m", "fer.analyze", str(photos), "--csv", str(table), "--model", MODEL, "--quiet",
                "--workers", "2", "--threads", "1"]
@@ -217,3 +223,43 @@ def test_the_same_commands_run_on_a_dask_cluster(dask_cluster, single, folder, t
     assert f"on the Dask cluster at {dask_cluster} (2 worker processes)" in result.stderr
     reference = read_rows(single)
     assert_same_rows(read_rows(videos), reference[reference.file.str.endswith(".mp4")])
+
+
+def test_threads_reach_onnxruntime_opencv_and_torch():
+    code = ("import cv2, torch\n"
+            "from fer.batch import use_threads\n"
+            "from fer.onnx_predict import OnnxFacePredictor\n"
+            "use_threads(1)\n"
+            f"p = OnnxFacePredictor.load({MODEL!r})\n"
+            "print(p.session.get_session_options().intra_op_num_threads, cv2.getNumThreads(), torch.get_num_threads())\n")
+    assert run_cli("-c", code).stdout.split() == ["1", "1", "1"]
+
+
+def process_group_ends(group: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.killpg(group, signal.SIGKILL)  # leave nothing running after a failed test
+    return False
+
+
+def test_ctrl_c_stops_the_workers_and_the_run_resumes(photos, tmp_path):
+    table = tmp_path / "faces.csv"
+    command = [sys.executable, "-m", "fer.analyze", str(photos), "--csv", str(table), "--model", MODEL,
+               "--workers", "2", "--threads", "1", "--quiet"]
+    run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(progress_lines(table)) < 3 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, workers included
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Traceback" not in stderr and "--resume continues" in stderr
+    assert process_group_ends(run.pid, within_s=20)  # no worker process left behind
+    resumed = run_cli(*command[1:], "--resume", check=False)
+    rows = read_rows(table)
+    assert resumed.returncode == 1 and len(rows) == 80 and not rows.duplicated(KEYS).any()
