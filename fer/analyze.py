@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no images or videos found in {', '.join(map(str, args.paths + args.files_from))}",
               file=sys.stderr)
         return 2
-    spec = ModelSpec(args.model, args.detector, args.min_face, args.score)
+    spec = ModelSpec.of(args.model, args.detector, args.min_face, args.score)
     options = JobOptions(spec, batch_threads(args), args.every, analyzers=batch_analyzers())
     return run_batch(args, tasks, missing, options, "files", args.json)
 

@@ -87,8 +87,8 @@ class Model:
         tasks, outcomes = collect_inputs(paths, files_from, kinds, default_kind)
         if threads is None and (workers > 1 or remote):
             threads = 1 if address else default_threads(workers)
-        options = JobOptions(self.spec or ModelSpec(), threads, every, str(Path(out_dir).resolve()) if out_dir else None,
-                             overwrite or resume, batch_analyzers())
+        out = str(Path(out_dir).resolve()) if out_dir else None
+        options = JobOptions(self.spec or ModelSpec(), threads, every, out, overwrite or resume, batch_analyzers())
         table = BatchTable(Path(csv), resume=resume, overwrite=overwrite) if csv else None
         try:
             for outcome in outcomes if table else ():
@@ -122,5 +122,5 @@ def load(model: str | Path | None = None, detector: str = DETECTORS[0], min_face
     (``"yunet"`` or ``"haar"``); faces under ``min_face`` pixels are ignored, ``score`` is YuNet's threshold.
     The classifier is compiled here, so the first photo is as fast as the rest. Raises
     :class:`fer.card.ModelLoadError` naming the file when it cannot be used."""
-    spec = ModelSpec(None if model is None else str(Path(model).resolve()), detector, min_face, score)
+    spec = ModelSpec.of(model, detector, min_face, score)
     return Model(FaceRecognizer.load(model, detector, min_face, score), spec)

@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 #: File endings taken as videos when a folder is searched.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp"})
 #: The columns before each face's own (:func:`fer.table.face_columns`); a photo's faces are frame 0, no time,
@@ -55,6 +54,13 @@ class ModelSpec:
     detector: str = "yunet"
     min_face: int = 0
     score: float | None = None
+
+    @classmethod
+    def of(cls, model: str | Path | None = None, detector: str = "yunet", min_face: int = 0,
+           score: float | None = None) -> "ModelSpec":
+        """A spec with ``model`` as an absolute path (workers may start in other folders; None: the shipped
+        model of each worker's installed package)."""
+        return cls(None if model is None else str(Path(model).resolve()), detector, min_face, score)
 
     def load(self):
         from fer.recognize import FaceRecognizer

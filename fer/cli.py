@@ -130,13 +130,12 @@ def run_batch(args: argparse.Namespace, tasks: list, missing: list, options, nou
         with make_engine(args.workers, args.address, args.engine) as engine:
             if not args.quiet:
                 print(f"{len(todo)} {noun} {engine.describe()}, {options.threads} thread(s) each", file=sys.stderr)
-            bar = progress(None, len(todo), noun, "file", args.quiet)
-            for outcome in process(todo, options, engine, table):
-                outcomes.append(outcome)
-                bar.update()
-                if not args.quiet:
-                    bar.write(outcome.line, file=sys.stdout)
-            bar.close()
+            with progress(None, len(todo), noun, "file", args.quiet) as bar:
+                for outcome in process(todo, options, engine, table):
+                    outcomes.append(outcome)
+                    bar.update()
+                    if not args.quiet:
+                        bar.write(outcome.line, file=sys.stdout)
     except BatchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -158,5 +157,6 @@ def run_batch(args: argparse.Namespace, tasks: list, missing: list, options, nou
     print(f"{sum(o.error is None for o in outcomes)} of {len(outcomes)} {noun} read, {rows} face rows"
           + "".join(f" → {p}" for p in outputs), file=sys.stderr)
     if failed:
-        print(f"{len(failed)} file(s) failed:", *(f"  {o.error or o.problem}" for o in failed), sep="\n", file=sys.stderr)
+        print(f"{len(failed)} file(s) failed:", *(f"  {o.error or o.problem}" for o in failed), sep="\n",
+              file=sys.stderr)
     return 1 if failed else 0

@@ -438,7 +438,7 @@ def run_many(args: argparse.Namespace) -> int:
     if args.out and (problem := output_clash([Path(t.path) for t in tasks], args.out, args.overwrite or args.resume)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    spec = ModelSpec(args.model, args.detector, args.min_face, args.score)
+    spec = ModelSpec.of(args.model, args.detector, args.min_face, args.score)
     options = JobOptions(spec, batch_threads(args), args.every, str(args.out.resolve()) if args.out else None,
                          args.overwrite or args.resume, batch_analyzers())
     return run_batch(args, tasks, missing, options, "videos")
