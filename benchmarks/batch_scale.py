@@ -122,6 +122,17 @@ def cluster_estimate(runs: list[dict], unit: str) -> dict:
             f"estimate_{unit}_per_s": {n: round(n * per_worker * efficiency, 1) for n in (4, 16, 64)}}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -175,7 +186,7 @@ def main() -> int:
     frames = args.videos * round(args.video_seconds * args.fps)
     result = {"command": "python benchmarks/batch_scale.py " + " ".join(sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": cpu_count(),
-              "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+              "cpu": cpu_name(), "python": platform.python_version(),
               "load_before": load_before, "repeat": args.repeat, "model": str(args.model.relative_to(ROOT))
               if args.model.is_relative_to(ROOT) else str(args.model), "photo_inputs": len(photos),
               "video_inputs": {"count": len(videos), "frames_each": round(args.video_seconds * args.fps),
