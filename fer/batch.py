@@ -383,6 +383,12 @@ class DaskEngine:
         except OSError as e:
             raise BatchError(f"Dask scheduler {address}: cannot connect ({e})") from None
         self.address = address or self.cluster.scheduler_address
+        try:
+            self.client.run(_fer_version)  # every worker can import this package (not file after file failing)
+        except Exception as e:  # noqa: BLE001 - whatever the worker raised, the answer is the same
+            self.__exit__(None, None, None)
+            raise BatchError(f"the Dask workers at {self.address} cannot run fer ({type(e).__name__}: {e}): "
+                             f"install this package on every worker (pip install -e .)") from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -407,6 +413,12 @@ class DaskEngine:
                 future.release()
         finally:
             self.client.cancel(futures)
+
+
+def _fer_version() -> str:
+    import fer
+
+    return fer.__version__
 
 
 def _ignore_interrupts() -> None:
