@@ -37,7 +37,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scenes import photo_faces  # noqa: E402
+from fer.scenes import photo_faces  # noqa: E402
 from benchmarks.video_clips import write_clip  # noqa: E402
 
 #: The shipped model as ONNX (torch-free; the .pkl runs the same ONNX graph after a few seconds of export).
