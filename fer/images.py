@@ -12,6 +12,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Longest side an image is brought down to before detection (bounds memory and time).
 MAX_SIDE = 1920
+#: The photos of :func:`fer.load`'s ``analyze`` and of batch runs are read at full size, so boxes are in the
+#: file's own pixels (``load_image`` refuses what PIL calls a decompression bomb, over 89.5 MP).
+FULL_SIZE = 1 << 16
 #: Smallest side that can hold a detectable face.
 MIN_SIDE = 16
 #: File endings taken as images when a folder is searched.

@@ -19,13 +19,18 @@ from fer.card import ModelLoadError, describe_card, load_card
 #: ONNX metadata keys written by :mod:`fer.export`.
 CLASSES_KEY, CARD_KEY = "fer.classes", "fer.card"
 
+#: Threads of the sessions made without an explicit count (0: one per core); :func:`fer.batch.use_threads`
+#: sets it in each worker process of a batch run.
+SESSION_THREADS = 0
 
-def inference_session(model: bytes | str | Path, threads: int = 0):
-    """An ``onnxruntime.InferenceSession`` on the CPU for an ONNX file or its bytes; ``threads=0``: one per core."""
+
+def inference_session(model: bytes | str | Path, threads: int | None = None):
+    """An ``onnxruntime.InferenceSession`` on the CPU for an ONNX file or its bytes; ``threads``: its intra-op
+    threads (None: :data:`SESSION_THREADS`; 0: one per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = SESSION_THREADS if threads is None else threads
     options.log_severity_level = 3
     # idle pool threads would busy-wait after each run and steal the CPU from detection and drawing
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -44,7 +49,7 @@ class OnnxFacePredictor:
 
     backend_used = "onnx"
 
-    def __init__(self, model: bytes | str | Path, threads: int = 0, card: dict | None = None):
+    def __init__(self, model: bytes | str | Path, threads: int | None = None, card: dict | None = None):
         self.session = inference_session(model, threads)
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.card: dict = json.loads(metadata[CARD_KEY]) if CARD_KEY in metadata else dict(card or {})
@@ -58,7 +63,7 @@ class OnnxFacePredictor:
             raise ValueError(f"{n_out} outputs for {len(self.classes)} classes")
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 0) -> "OnnxFacePredictor":
+    def load(cls, path: str | Path, threads: int | None = None) -> "OnnxFacePredictor":
         """Load an exported ``.onnx`` file; :class:`ModelLoadError` naming it when it is missing or unusable."""
         path = Path(path)
         if not path.is_file():

@@ -39,7 +39,7 @@ def onnx_bytes(model: torch.nn.Module, example: torch.Tensor) -> bytes:
 class OnnxModel:
     """A torch module exported to ONNX and run by an ``onnxruntime.InferenceSession`` (dynamic batch size)."""
 
-    def __init__(self, model: torch.nn.Module, example: torch.Tensor, threads: int = 0):
+    def __init__(self, model: torch.nn.Module, example: torch.Tensor, threads: int | None = None):
         self.session = inference_session(onnx_bytes(model, example), threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

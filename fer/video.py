@@ -1,6 +1,7 @@
 """Faces and expressions through a whole video: an annotated video, a per-frame CSV and a plot per face.
 
     python -m fer.video IN.mp4 --out DIR [--every N] [--detector yunet|haar]
+    python -m fer.video interviews/ --csv all.csv [--out DIR] [--workers N] [--address tcp://host:8786] [--resume]
 
 Writes DIR/IN.annotated.mp4 (H.264; boxes, labels and tracked face ids), DIR/IN.csv (one row per analysed frame and
 face: frame, time_s, face_id, box, detector score, landmarks, the probability of every class, label),
@@ -9,6 +10,10 @@ read works; times come from the file's own timestamps (variable frame rates), ph
 upright from their rotation tag. The CSV holds each frame's own probabilities; the labels drawn on the
 video are smoothed over frames per face. A file that breaks off partway (truncated, corrupt) keeps
 what was read: the CSV is then named IN.partial.csv and the summary says where and why it stopped.
+
+Many videos (files, folders, --files-from LIST) run side by side (--workers N processes, or a Dask cluster)
+into one table (--csv: file, frame, time_s, face_id, ...), each video's own files too with --out; a video
+that cannot be read is a row of NAME.failures.csv and the run goes on; --resume continues a killed run.
 """
 
 from __future__ import annotations
@@ -377,32 +382,112 @@ def kept(out: OutputPaths) -> str:
     return f"what was done so far is in {', '.join(map(str, files))}" if files else "nothing was written"
 
 
+def video_outcome(recognizer, task, options):
+    """One video of a batch run (:mod:`fer.batch`): its tracked faces as rows of the run's table, and with
+    ``options.out_dir`` its own annotated video, CSV, plots and summary there."""
+    from fer.batch import Outcome, batch_columns, rows_text
+
+    out = OutputPaths(Path(options.out_dir), Path(task.path).stem) if options.out_dir else None
+    report, rows = analyze_video(recognizer, task.path, options.every, out, options.overwrite)
+    report.source = task.file
+    columns = batch_columns(recognizer.classes)
+    line = (f"{task.file}: {report.frames_read} frames ({report.frames_analysed} analysed) at "
+            f"{report.processing_fps:.1f} frames/s, {len(report.face_ids)} face(s)")
+    return Outcome(task.file, task.kind, columns, rows_text([{"file": task.file, **row} for row in rows], columns),
+                   len(rows), problem=report.problem, line=line + (f"; {report.problem}" if report.problem else ""),
+                   detail={"video": report.as_dict()}, frames=report.frames_analysed)
+
+
+def batch_analyzers() -> dict:
+    """The per-file functions of a batch run over photos and videos (``fer.batch.JobOptions.analyzers``)."""
+    from fer.batch import photo_outcome
+
+    return {"photo": photo_outcome, "video": video_outcome}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from fer.cli import add_model_options, check_model_options
+    from fer.cli import add_batch_options, add_model_options, check_batch_options, check_model_options
 
     p = argparse.ArgumentParser(prog="python -m fer.video", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("video", type=Path, help="any video file OpenCV can read (MP4, MOV, AVI, WebM, MKV...)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the annotated video, CSV, plots, summary")
+    p.add_argument("videos", nargs="*", type=Path, metavar="VIDEO",
+                   help="video files OpenCV can read (MP4, MOV, AVI, WebM, MKV...) and folders of them")
+    p.add_argument("--out", type=Path, help="folder for each video's annotated video, CSV, plots, summary")
+    p.add_argument("--csv", type=Path, help="one table of all the videos' rows (file, frame, time_s, face_id, ...)")
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="analyse every N-th frame (the video keeps every frame, with the latest boxes)")
-    p.add_argument("--overwrite", action="store_true", help="replace this video's results already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(p)
+    add_batch_options(p)
     args = p.parse_args(argv)
     check_model_options(p, args)
+    check_batch_options(p, args)
     if args.every < 1:
         p.error(f"--every {args.every}: must be 1 or more")
+    if not args.videos and not args.files_from:
+        p.error("name videos or folders (or --files-from LIST)")
+    if not args.out and not args.csv:
+        p.error("say where results go: --out DIR (each video's own files), --csv TABLE (one table), or both")
     return args
+
+
+def is_single_video_run(args: argparse.Namespace) -> bool:
+    """One video file into --out, nothing else: the plain run with its detailed report."""
+    return (len(args.videos) == 1 and not args.videos[0].is_dir() and not args.files_from and not args.csv
+            and args.workers == 1 and args.engine == "local" and not args.address)
 
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
-    out = OutputPaths(args.out, args.video.stem)
+    if is_single_video_run(args):
+        return run_one(args)
+    return run_many(args)
+
+
+def run_many(args: argparse.Namespace) -> int:
+    """Many videos (files, folders, --files-from) side by side into one --csv table and/or --out files."""
+    from fer.batch import BatchError, JobOptions, ModelSpec, collect_inputs
+    from fer.cli import batch_threads, configure_logging, run_batch
+
+    configure_logging()
     try:
-        VideoReader(args.video).close()  # a file that cannot be read fails before the model loads
+        tasks, missing = collect_inputs(args.videos, args.files_from, ("video",), "video")
+    except BatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not tasks:
+        print(f"error: no videos found in {', '.join(map(str, args.videos + args.files_from))}", file=sys.stderr)
+        return 2
+    if args.out and (problem := output_clash([Path(t.path) for t in tasks], args.out, args.overwrite or args.resume)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    spec = ModelSpec.of(args.model, args.detector, args.min_face, args.score)
+    options = JobOptions(spec, batch_threads(args), args.every, str(args.out.resolve()) if args.out else None,
+                         args.overwrite or args.resume, batch_analyzers())
+    return run_batch(args, tasks, missing, options, "videos")
+
+
+def output_clash(videos: list[Path], out_dir: Path, overwrite: bool) -> str | None:
+    """Why the videos' own outputs cannot all go into ``out_dir``: two videos of one name, or results there
+    already (unless ``overwrite``); None when they can."""
+    by_stem: dict[str, Path] = {}
+    for video in videos:
+        if (other := by_stem.setdefault(video.stem, video)) != video:
+            return (f"{other} and {video} would both write {video.stem}.* in {out_dir}: analyse them in separate "
+                    f"runs, or use --csv alone")
+        if not overwrite and (clash := OutputPaths(out_dir, video.stem).existing()):
+            return f"{clash[0]} already exists: choose another --out folder, or pass --overwrite"
+    return None
+
+
+def run_one(args: argparse.Namespace) -> int:
+    """One video into --out, with its detailed report (exit status 0, 1 when it broke off, 2 unreadable)."""
+    video = args.videos[0]
+    out = OutputPaths(args.out, video.stem)
+    try:
+        VideoReader(video).close()  # a file that cannot be read fails before the model loads
     except VideoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -411,10 +496,13 @@ def main(argv: list[str] | None = None) -> int:
     from fer.model_files import ModelLoadError
 
     configure_logging()
+    if args.threads:
+        from fer.batch import use_threads
 
+        use_threads(args.threads)
     try:
         recognizer = FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
-        report, _ = analyze_video(recognizer, args.video, args.every, out, args.overwrite,
+        report, _ = analyze_video(recognizer, video, args.every, out, args.overwrite,
                                   show_progress=not args.quiet)
     except (ModelLoadError, VideoError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -423,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted: {kept(out)}", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - a message, not a traceback; the partial results are kept
-        print(f"error: {args.video}: {type(e).__name__}: {e}; {kept(out)}", file=sys.stderr)
+        print(f"error: {video}: {type(e).__name__}: {e}; {kept(out)}", file=sys.stderr)
         return 1
     print(f"{report.frames_read} frames ({report.width}×{report.height}, {report.frames_analysed} analysed) in "
           f"{report.seconds:.1f} s = {report.processing_fps:.1f} frames/s; faces: "

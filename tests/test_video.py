@@ -117,7 +117,7 @@ def test_analyze_cli_on_a_folder_lists_the_bad_file_and_goes_on(tmp_path, astron
     failed = next(line for line in result.stdout.splitlines() if "FAILED" in line)
     assert failed.count("broken.jpg") == 1  # the path once, then why
     rows = read_csv(tmp_path / "faces.csv")
-    assert [(Path(r["file"]).name, r["face"], r["label"]) for r in rows] == [("astronaut.jpg", "1", "happy")]
+    assert [(Path(r["file"]).name, r["frame"], r["face_id"], r["label"]) for r in rows] == [("astronaut.jpg", "0", "1", "happy")]
     files = {Path(f["file"]).name: f for f in json.loads((tmp_path / "faces.json").read_text())["files"]}
     assert files["cat.png"]["faces"] == [] and "error" in files["broken.jpg"] and len(files["astronaut.jpg"]["faces"]) == 1
 
