@@ -124,8 +124,12 @@ def run_batch(args: argparse.Namespace, tasks: list, missing: list, options, nou
     from fer.batch import BatchError, BatchTable, classes_of, make_engine, process
     from fer.fileio import write_json_atomic
 
+    from fer.model_files import ModelLoadError, check_runtime
+
     outcomes, table = list(missing), None
     try:
+        if options.spec.model:
+            check_runtime(options.spec.model)  # a .pkl in the light install: one line, before any work
         if args.csv:
             table = BatchTable(args.csv, args.failures, args.resume, args.overwrite)
             for outcome in missing:
@@ -142,7 +146,7 @@ def run_batch(args: argparse.Namespace, tasks: list, missing: list, options, nou
                     bar.update()
                     if not args.quiet:
                         bar.write(outcome.line, file=sys.stdout)
-    except BatchError as e:
+    except (BatchError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -162,7 +166,7 @@ def run_batch(args: argparse.Namespace, tasks: list, missing: list, options, nou
     outputs = [p for p in (args.csv, json_path) if p] + ([table.failures_path] if table and failed else [])
     found = (plural(rows, "face") + " found" if all(o.kind == "photo" for o in outcomes)
              else plural(rows, "face row"))  # a video gives a row per analysed frame and face
-    print(f"{sum(o.error is None for o in outcomes)} of {len(outcomes)} {noun} read, {found}"
+    print(f"{sum(o.error is None for o in outcomes)} of {plural(len(outcomes), noun.removesuffix('s'))} read, {found}"
           + "".join(f" → {p}" for p in outputs), file=sys.stderr)
     if failed:
         print(f"{plural(len(failed), 'file')} failed:", *(f"  {o.error or o.problem}" for o in failed), sep="\n",

@@ -42,6 +42,24 @@ class Predictor(Protocol):
     def describe(self) -> str: ...
 
 
+def needs_training_install(path: Path, module: str) -> ModelLoadError:
+    return ModelLoadError(f"model file {path}: a .pkl learner needs the training install ({module} is missing): "
+                          f"{install_command('train')}, or use its ONNX file {path.with_suffix('.onnx').name}, "
+                          f"which does not")
+
+
+def check_runtime(path: str | Path) -> None:
+    """Before any work: :class:`ModelLoadError` naming the extra when this install cannot load ``path``'s kind at
+    all (a ``.pkl`` without torch or fastai); nothing is imported."""
+    import importlib.util
+
+    path = Path(path)
+    if path.suffix.lower() == ".pkl":
+        missing = [m for m in ("torch", "fastai") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise needs_training_install(path, missing[0])
+
+
 def load_predictor(path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> Predictor:
     """The predictor for a model file, chosen by its suffix: ``.onnx`` → :class:`fer.onnx_predict.OnnxFacePredictor`
     (no torch), ``.pkl`` → :class:`fer.predict.FacePredictor` (``backend`` picks its runtime; needs the training
@@ -54,14 +72,13 @@ def load_predictor(path: str | Path = DEFAULT_MODEL, backend: str = "auto") -> P
 
         return OnnxFacePredictor.load(path)
     if suffix == ".pkl":
+        check_runtime(path)
         try:
             from fer.predict import FacePredictor
         except ModuleNotFoundError as e:
             if (missing := missing_extra(e)) is None:
                 raise
-            raise ModelLoadError(f"model file {path}: a .pkl learner needs the training install ({missing[0]} is "
-                                 f"missing): {install_command('train')}, or use its ONNX file "
-                                 f"{path.with_suffix('.onnx').name}, which does not") from None
+            raise needs_training_install(path, missing[0]) from None
 
         return FacePredictor.load(path, backend)
     kinds = "; ".join(f"{s}: {what}" for s, what in MODEL_KINDS.items())
