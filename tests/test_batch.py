@@ -254,8 +254,11 @@ def test_ctrl_c_stops_the_workers_and_the_run_resumes(photos, tmp_path):
     table = tmp_path / "faces.csv"
     command = [sys.executable, "-m", "fer.analyze", str(photos), "--csv", str(table), "--model", MODEL,
                "--workers", "2", "--threads", "1", "--quiet"]
+    # as from a terminal: Ctrl-C's default disposition, even when this test runs under a shell's background job
+    # (which starts everything with SIGINT ignored, so Python would install no KeyboardInterrupt handler)
     run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not progress_lines(table) and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # interrupt at the first finished file: the other 80 are still to come
