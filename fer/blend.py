@@ -125,11 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.prior_power:
             shares = class_shares(Path(args.data), classes)
             adjust_logits(learn, shares, args.prior_power)
-        card = {**load_card(args.tuned), "blend": {
+        tuned_card = load_card(args.tuned)
+        card = {**tuned_card, "blend": {
             "tuned": Path(args.tuned).name, "base": Path(args.base).name if args.alpha < 1 else None,
             "alpha": args.alpha, "prior_power": args.prior_power,
             "class_shares": dict(zip(classes, map(float, shares))) if shares is not None else None,
-            "tuned_valid_accuracy": load_card(args.tuned).get("valid_accuracy"),
+            "tuned_valid_accuracy": tuned_card.get("valid_accuracy"),
             "command": "python -m fer.blend " + shlex.join(sys.argv[1:] if argv is None else argv)},
             "exported": timestamp()}
         if args.data and (Path(args.data) / "valid").is_dir():  # the blend's own PublicTest accuracy
