@@ -278,13 +278,27 @@ def read_state(ckpt_dir: Path) -> dict:
 PHASES = ("frozen", "unfrozen")
 
 
+def logit_adjustment_key(model: torch.nn.Module, state: dict) -> str | None:
+    """The key of the last linear layer's bias in ``state`` when ``model`` has none there (fastai's head ends in
+    a bias-free Linear; ``fer.blend --prior-power`` adds one), else None."""
+    name, last = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    key = f"{name}.bias"
+    return key if last.bias is None and key in state else None
+
+
 def init_from_export(learn: Learner, source: Learner, name: str = "--init-from") -> None:
     """Copy an exported learner's weights into ``learn`` (same architecture and class order; the input size
     may differ, e.g. for progressive resizing)."""
     if list(source.dls.vocab) != list(learn.dls.vocab):
         raise ValueError(f"{name}: classes {list(source.dls.vocab)} differ from {list(learn.dls.vocab)}")
+    state = source.model.state_dict()
+    adjusted = logit_adjustment_key(learn.model, state)
+    if adjusted:  # a ``fer.blend --prior-power`` learner: its added bias is a post-hoc adjustment, not a weight
+        logger.info(f"{name}: its logit adjustment (the last layer's bias) is left out; training re-learns the "
+                    "class balance (apply it again with fer.blend)")
+        del state[adjusted]
     try:
-        learn.model.load_state_dict(source.model.state_dict())
+        learn.model.load_state_dict(state)
     except RuntimeError as e:
         raise ValueError(f"{name}: not the same architecture ({str(e).splitlines()[0]})") from None
 

@@ -42,6 +42,13 @@ def test_blend_interpolates_weights_and_adjusts_logits(tiny_model, tiny_data, tm
     assert card["blend"]["prior_power"] == 0.5 and card["blend"]["class_shares"]["happy"] == pytest.approx(1 / 7)
     assert card["onnx"]["file"] == "adjusted.onnx"
 
+    # the adjusted learner starts a further fine-tune: its added bias is left out, the weights carried
+    again = tmp_path / "again.pkl"
+    result = run_cli("-m", "fer.finetune", "--data", str(tiny_data), "--arch", TINY_ARCH, "--init-from", str(adjusted),
+                     "--no-pretrained", "--size", "48", "--epochs", "1", "--freeze-epochs", "0", "--bs", "8",
+                     "--lr", "1e-2", "--out", str(again), "--run-dir", str(tmp_path / "again_run"))
+    assert "logit adjustment" in result.stdout + result.stderr and again.with_suffix(".onnx").is_file()
+
     for bad, message in ((["--alpha", "0.5"], "--alpha below 1 needs --base"),
                          (["--prior-power", "1"], "--prior-power needs --data"),
                          (["--base", str(tmp_path / "none.pkl"), "--alpha", "0.5"], "none.pkl: not found")):
