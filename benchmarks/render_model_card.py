@@ -42,7 +42,12 @@ def stage_recipe(card: dict) -> str:
     return (f"{start}, {card['input_size']} px: {frozen} frozen + {unfrozen} unfrozen epochs (fastai `fine_tune` "
             f"schedule, one-cycle), batch {card['batch_size']}, lr {card['lr']:g} (head lr/2, backbone "
             f"lr/2/{card.get('lr_mult', 5):g}), label smoothing {card['label_smoothing']}{extras}, `aug_transforms`; "
-            f"{card['training_seconds'] / 60:.0f} min, best valid {card['valid_accuracy']:.4f}")
+            f"{card['training_seconds'] / 60:.0f} min, best valid {trained_accuracy(card):.4f}")
+
+
+def trained_accuracy(card: dict) -> float:
+    """The stage's own best PublicTest accuracy (a blended card's ``valid_accuracy`` is the blend's)."""
+    return card["blend"]["tuned_valid_accuracy"] if card.get("blend") else card["valid_accuracy"]
 
 
 def stages(card: dict) -> list[dict]:
@@ -50,23 +55,31 @@ def stages(card: dict) -> list[dict]:
     return [*stages(card["previous_stage"]), card] if card.get("previous_stage") else [card]
 
 
+def steps(card: dict) -> list[tuple[str, dict]]:
+    """Each training stage, and after it the blend its card records (``fer.blend``), first to last: the
+    numbering of ``scripts/train_default.sh``."""
+    return [(kind, c) for c in stages(card) for kind in (("train", "blend") if c.get("blend") else ("train",))]
+
+
+def blend_text(card: dict) -> str:
+    blend = card["blend"]
+    weights = (f"weights {blend['alpha']:g} × `{blend['tuned']}` + {1 - blend['alpha']:g} × `{blend['base']}` "
+               f"(WiSE-FT)" if blend.get("base") else f"`{blend['tuned']}`")
+    adjusted = (f", logits adjusted by {blend['prior_power']:g} × log(training class share)"
+                if blend.get("prior_power") else "")
+    return (f"{weights}{adjusted} (`python -m fer.blend`): PublicTest accuracy "
+            f"{blend['tuned_valid_accuracy']:.4f} → {card['valid_accuracy']:.4f}")
+
+
 def recipe(card: dict) -> str:
-    return "\n".join(f"| recipe, stage {i} | {stage_recipe(c)} |" for i, c in enumerate(stages(card), 1))
-
-
-def blend_row(card: dict) -> str:
-    blend = card.get("blend")
-    if not blend:
-        return ""
-    return (f"| then blended | weights {blend['alpha']:g} × `{blend['tuned']}` + {1 - blend['alpha']:g} × `{blend['base']}`"
-            f" (WiSE-FT), logits adjusted by {blend['prior_power']:g} × log(training class share) (`python -m fer.blend`):"
-            f" PublicTest accuracy {blend['tuned_valid_accuracy']:.4f} → {card['valid_accuracy']:.4f} |\n")
+    return "\n".join(f"| recipe, stage {i} | {stage_recipe(c) if kind == 'train' else blend_text(c)} |"
+                     for i, (kind, c) in enumerate(steps(card), 1))
 
 
 def commands(card: dict) -> str:
-    blend = [f"`{card['blend']['command']}`"] if card.get("blend") else []
-    return "<br>".join([f"`{c['command']}`" for c in stages(card)] + blend) + (
-        " (all stages: `bash scripts/train_default.sh`)" * (len(stages(card)) > 1))
+    return "<br>".join(f"`{c['command'] if kind == 'train' else c['blend']['command']}`"
+                       for kind, c in steps(card)) + (
+        " (all stages: `bash scripts/train_default.sh`)" * (len(steps(card)) > 1))
 
 
 def main() -> None:
@@ -89,7 +102,7 @@ def main() -> None:
 | training data | FER-2013 Training split ({card['data'].get('csv')}, sha256 `{card['data'].get('sha256')}`) |
 | model selection | PublicTest (valid) accuracy {card['valid_accuracy']:.4f}, best epoch: {card['best_epoch']} |
 {recipe(card)}
-{blend_row(card)}| training wall time | {card.get('training_seconds_total', card['training_seconds']) / 60:.0f} min on 2 CPU cores (sum of epoch times{' and teacher labelling' if any(c.get('teacher_label_seconds') for c in stages(card)) else ''}{', all stages' if card.get('previous_stage') else ''}) |
+| training wall time | {card.get('training_seconds_total', card['training_seconds']) / 60:.0f} min on 2 CPU cores (sum of epoch times{' and teacher labelling' if any(c.get('teacher_label_seconds') for c in stages(card)) else ''}{', all stages' if card.get('previous_stage') else ''}) |
 | versions | python {v['python']}, torch {v['torch']}, fastai {v['fastai']}, timm {v['timm']} |
 | command | {commands(card)} |
 
@@ -114,7 +127,8 @@ Figures: [`eval/test.json`](eval/test.json), [`eval/test_tta.json`](eval/test_tt
 
 ## The evaluation suite, PrivateTest: the faces the app serves, both label sets
 
-The model shipped before (v1, figures in [`eval/v1/`](eval/v1/)) beside this one (v2). Plain faces and the faces
+The models shipped before (v1 and v2; their FER-2013 figures in [`eval/v1/`](eval/v1/) and
+[`eval/v2/`](eval/v2/)) beside this one (v3). Plain faces and the faces
 as the app's YuNet crops them (upright and tilted 10–25°), each against FER-2013's single labels and the
 FER+ crowd's majority labels; the serving score is the mean balanced accuracy of the six cells
 (`python -m fer.evaluate --suite --usage PrivateTest`; PublicTest, which chose the model:

@@ -9,9 +9,13 @@
 #      detector crops of them (data_scripts/detector_crops.py, ~10 min), the loss mixing the FER-2013 label with
 #      the FER+ crowd's votes (weight 0.5; ~40 min) -> runs/stage4/fer2013_effnet_lite0_crops_ferplus.pkl
 #   5. 0.85 x stage 4 + 0.15 x stage 3 (weights), logits adjusted by 0.5 x log(class share) (fer.blend,
-#      ~1 min) -> runs/stage5/fer2013_effnet_lite0.pkl
+#      ~1 min) -> runs/stage5/fer2013_effnet_lite0.pkl (v2, shipped until issue 20's second session)
+#   6. from stage 5's weights (its logit adjustment left out), the same faces, crops and FER+ votes, 2 epochs at
+#      lr 3e-4 with an EMA of the weights (decay 0.999; the first epoch kept; ~31 min)
+#      -> runs/stage6/fer2013_effnet_lite0_ema.pkl
+#   7. stage 6, logits adjusted by 0.5 x log(class share) (fer.blend, ~1 min) -> runs/stage7/fer2013_effnet_lite0.pkl
 # Everything is written under runs/ (the crops under data/). exports/ (the model the app serves) is replaced
-# only with --install, which copies stage 5's model, its ONNX twin and card there at the end.
+# only with --install, which copies stage 7's model, its ONNX twin and card there at the end.
 # Killed? Run it again: a finished stage is skipped and an interrupted one continues (--resume) from its
 # last checkpoint in runs/. Env: DATA (default data/fer2013), WEIGHTS (a local ImageNet file; when it is
 # missing, timm downloads the weights from its hub), FERPLUS (the FER+ votes, default
@@ -29,6 +33,8 @@ STAGE2=runs/stage2/fer2013_effnet_lite0_96.pkl
 STAGE3=runs/stage3/fer2013_effnet_lite0_kd.pkl
 STAGE4=runs/stage4/fer2013_effnet_lite0_crops_ferplus.pkl
 STAGE5=runs/stage5/fer2013_effnet_lite0.pkl
+STAGE6=runs/stage6/fer2013_effnet_lite0_ema.pkl
+STAGE7=runs/stage7/fer2013_effnet_lite0.pkl
 FERPLUS=${FERPLUS:-../shared/data/ferplus_labels.csv}
 
 resume_flag() {  # --resume when the run directory holds a checkpoint of an unfinished run
@@ -63,4 +69,12 @@ fi
 if [ ! -f "$STAGE5" ]; then
   python -m fer.blend "$STAGE4" --base "$STAGE3" --alpha 0.85 --prior-power 0.5 --data "$DATA" --out "$STAGE5"
 fi
-install_or_say "$STAGE5"
+if [ ! -f "$STAGE6" ]; then
+  python -m fer.finetune --data "${DATA}_det" --arch tf_efficientnet_lite0 --init-from "$STAGE5" \
+    --ferplus "$FERPLUS" --ferplus-weight 0.5 --ema 0.999 --size 96 --epochs 2 --freeze-epochs 0 --lr 3e-4 \
+    --out "$STAGE6" --run-dir runs/stage6 $(resume_flag runs/stage6)
+fi
+if [ ! -f "$STAGE7" ]; then
+  python -m fer.blend "$STAGE6" --prior-power 0.5 --data "$DATA" --out "$STAGE7"
+fi
+install_or_say "$STAGE7"
