@@ -370,8 +370,10 @@ def timing(args, data, work: Path) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = ["# Personal models from corrections (issue 22)", "",
-             f"`{report['command']}`", "",
+    commands = [f"`{c}`" for c in report["command"].split(" ; ")]
+    if "merge_command" in report:
+        commands.append(f"put together by `{report['merge_command']}`")
+    lines = ["# Personal models from corrections (issue 22)", "", *[f"- {c}" for c in commands], "",
              f"Machine: {report['machine']}; load average at start {report['load_average_start']}, at end "
              f"{report.get('load_average_end')}. Base: `{report['base']}`. Medians of {report['seeds']} seeds. "
              "Each simulated user's corrections are saved with `fer.feedback.save_correction` as the app saves "
@@ -432,11 +434,12 @@ STUDY_KEYS = {"ferplus": ["ferplus", "fer2013", "ferplus_gain", "fer2013_change"
                          "load_average"]}
 
 
-def merge(args) -> int:
-    """One report from several (the same command split over seeds with --seed-values): runs put together,
-    medians anew."""
+def merge(args, argv=None) -> int:
+    """One report from several (the same command split over seeds with --seed-values, or over studies and
+    settings): runs put together, medians anew."""
     parts = [json.loads(Path(f).read_text()) for f in args.merge]
     report = {**parts[0], "command": " ; ".join(p["command"] for p in parts),
+              "merge_command": "python benchmarks/personalize.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "load_average_start": [p["load_average_start"] for p in parts],
               "load_average_end": [p.get("load_average_end") for p in parts], "merged_from": list(args.merge)}
     for name, keys in STUDY_KEYS.items():
@@ -445,6 +448,12 @@ def merge(args) -> int:
             runs = [r for s in studies for r in s["runs"]]
             report[name] = {**studies[0], "runs": runs, "medians": median_rows(runs, keys, GROUP)}
     report["seeds"] = len({r["seed"] for name in STUDY_KEYS if name in report for r in report[name]["runs"]})
+    report["settings"] = [dict(t) for t in dict.fromkeys(tuple(d.items()) for p in parts for d in p.get("settings", []))]
+    report.pop("timing", None)
+    for part in parts:
+        if "timing" in part:
+            report["timing"] = part["timing"]
+    report.pop("seconds", None)
     write_json_atomic(args.json, report)
     if args.md:
         Path(args.md).write_text(markdown(report))
@@ -455,7 +464,7 @@ def merge(args) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.merge:
-        return merge(args)
+        return merge(args, argv)
     from fer.cli import configure_logging
 
     configure_logging()
