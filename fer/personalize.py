@@ -27,6 +27,7 @@ import argparse
 import copy
 import csv
 import logging
+import random
 import shlex
 import sys
 import time
@@ -403,6 +404,7 @@ def prepare(config: PersonalizeConfig, learn=None, backbone: Backbone | None = N
     logger.info(f"{len(corrections.faces)} corrections ({', '.join(f'{c} {n}' for c, n in corrections.per_class(classes).items())}); "
                 f"base {base_path.name}")
     torch.manual_seed(config.seed)
+    random.seed(config.seed)  # fastai's augmentation draws whether to flip, rotate... from Python's random
     replay, test = load_faces(config)
     backbone = backbone or Backbone(learn)
     base_head = trainable_head(learn)
