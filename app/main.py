@@ -237,6 +237,9 @@ def correction_endpoint(served: "ServedModel | None"):
         if served is None:
             return JSONResponse({"error": "corrections are off: the app was started without --feedback DIR"},
                                 status_code=403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            # JSON only: another site's page cannot send that without the browser asking this app first (CORS)
+            return JSONResponse({"error": "send the correction as application/json"}, status_code=415)
         body = await request.body()
         if len(body) > LIVE_CORRECTION_MAX_BYTES:
             return JSONResponse({"error": f"a correction is at most {LIVE_CORRECTION_MAX_BYTES} bytes"}, status_code=413)

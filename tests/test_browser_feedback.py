@@ -122,6 +122,10 @@ def test_the_correction_endpoint_names_a_bad_correction(page):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request)
     assert refused.value.code == 400 and "expected 2304" in json.loads(refused.value.read())["error"]
+    form = urllib.request.Request(page.url + "fer-live/correct", data=body, method="POST",
+                                  headers={"content-type": "text/plain"})  # what another site could send unasked
+    with pytest.raises(urllib.error.HTTPError, match="415"):
+        urllib.request.urlopen(form)
 
 
 def test_the_menu_switches_the_model_the_live_view_runs(page, folder):
