@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import hashlib
 import html
 import io
 import json
@@ -23,13 +24,15 @@ import time
 import uuid
 import weakref
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
-from starlette.responses import FileResponse, Response  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.responses import FileResponse, JSONResponse, Response  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 from starlette.staticfiles import StaticFiles  # noqa: E402
 
@@ -162,13 +165,17 @@ def live_plot_update(timeline: EmotionTimeline, probs: dict[str, float] | None):
 
 
 LIVE_ROUTE = "fer-live"  # the live view's files: fer-live/static/..., fer-live/model.onnx, fer-live/yunet.onnx
+LIVE_CORRECTION_MAX_BYTES = 64 * 1024  # a correction's JSON: a 48×48 face in base64 and a few fields
 
 
-def live_view_config(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[dict | None, str]:
+def live_view_config(recognizer: FaceRecognizer, model: str | Path | None,
+                     feedback_on: bool = False) -> tuple[dict | None, str]:
     """What the page's live view needs: the Python path's settings (:func:`fer.live.live_settings`) and the URLs,
-    relative to the page, of its modules, onnxruntime-web, YuNet and the app's own model, with ``"files"``: the
-    URL path → file map :func:`live_view_routes` serves. ``(None, reason)`` when the page cannot run this app's
-    model; the Webcam tab then uses the server."""
+    relative to the page, of its modules, onnxruntime-web, YuNet and the app's own model (``model.onnx``: the
+    model live now, :func:`live_view_routes`; ``model.json``: its name and size; ``correct``: where a
+    correction of the largest face goes when ``feedback_on``), with ``"files"``: the URL path → file map
+    :func:`live_view_routes` serves. ``(None, reason)`` when the page cannot run this app's model; the Webcam
+    tab then uses the server."""
     if model is None:
         return None, "the app was not told its model file"
     onnx, reason = browser_model(model)
@@ -183,6 +190,8 @@ def live_view_config(recognizer: FaceRecognizer, model: str | Path | None) -> tu
     return {**settings, "timeline": {"windowS": LIVE_PLOT_S, "refreshS": 1.0},
             "ortBase": f"{LIVE_ROUTE}/static/vendor/onnxruntime-web/", "webgpu": True,
             "yunetUrl": f"{LIVE_ROUTE}/yunet.onnx", "modelUrl": f"{LIVE_ROUTE}/model.onnx",
+            "modelInfoUrl": f"{LIVE_ROUTE}/model.json", "modelName": onnx.name,
+            "correctUrl": f"{LIVE_ROUTE}/correct", "feedback": feedback_on,
             "modelBytes": onnx.stat().st_size, "moduleUrl": f"{LIVE_ROUTE}/static/live/main.js",
             "budgetMs": 1000 / 30, "files": {k: str(v) for k, v in files.items()}}, ""
 
@@ -197,23 +206,74 @@ class RevalidatedFiles(StaticFiles):
         return response
 
 
-def revalidated_file(path: Path):
-    """An endpoint serving one file as :class:`RevalidatedFiles` does."""
+def revalidated_file(path: Path | Callable[[], Path]):
+    """An endpoint serving one file as :class:`RevalidatedFiles` does; ``path`` may be a function giving the
+    file at each request (the live model, which the page's menu switches). The file's name goes along in
+    the ``X-Fer-Model`` header."""
     async def endpoint(request):
-        stat = path.stat()
-        headers = {"cache-control": "no-cache", "etag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'}
+        file = path() if callable(path) else path
+        stat = file.stat()
+        where = hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:8]  # another file, another ETag
+        headers = {"cache-control": "no-cache", "etag": f'"{where}-{stat.st_mtime_ns:x}-{stat.st_size:x}"',
+                   "x-fer-model": file.name}
         if headers["etag"] in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
-        return FileResponse(path, headers=headers, stat_result=stat)
+        return FileResponse(file, headers=headers, stat_result=stat)
     return endpoint
 
 
-def live_view_routes(files: dict[str, str]) -> list:
+def model_info_endpoint(onnx: Callable[[], Path]):
+    """``model.json``: the name and size of the model the live view should run now."""
+    async def endpoint(request):
+        file = onnx()
+        return JSONResponse({"name": file.name, "bytes": file.stat().st_size}, headers={"cache-control": "no-store"})
+    return endpoint
+
+
+def correction_endpoint(served: "ServedModel | None"):
+    """``POST correct``: a correction from the page's live view (:func:`fer.feedback.parse_correction`'s JSON),
+    saved in the feedback folder as source ``live``. Refused (403) when the app runs without ``--feedback``."""
+    async def endpoint(request):
+        if served is None:
+            return JSONResponse({"error": "corrections are off: the app was started without --feedback DIR"},
+                                status_code=403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            # JSON only: another site's page cannot send that without the browser asking this app first (CORS)
+            return JSONResponse({"error": "send the correction as application/json"}, status_code=415)
+        body = await request.body()
+        if len(body) > LIVE_CORRECTION_MAX_BYTES:
+            return JSONResponse({"error": f"a correction is at most {LIVE_CORRECTION_MAX_BYTES} bytes"}, status_code=413)
+        try:
+            correction = feedback.parse_correction(json.loads(body), served.recognizer.classes)
+            path = await run_in_threadpool(served.save_face, correction.face, correction.label, "live",
+                                           correction.probs, correction.predicted, correction.model)
+        except (ValueError, feedback.FeedbackError) as e:  # json's errors are ValueErrors
+            return JSONResponse({"error": str(e)}, status_code=400)
+        except OSError as e:
+            return JSONResponse({"error": f"not saved: {e.strerror or e}"}, status_code=500)
+        return JSONResponse({"file": f"{path.parent.name}/{path.name}",
+                             "message": f"Saved as {correction.label} ({path.parent.name}/{path.name}; the model "
+                                        f"said {correction.predicted}).",
+                             "summary": feedback.summary(served.folder).replace("*", "")})
+    return endpoint
+
+
+def live_view_routes(files: dict[str, str], served: "ServedModel | None" = None) -> list:
     """The live view's routes (``files``: URL path → file or folder, from :func:`live_view_config`) for the app's
     FastAPI server (``launch(app_kwargs={"routes": ...})``, so they answer from the first request, ahead of
-    Gradio's own): only these files, nothing else beside them."""
-    return [Mount(url, RevalidatedFiles(directory=path)) if Path(path).is_dir()
-            else Route(url, revalidated_file(Path(path)), methods=["GET", "HEAD"]) for url, path in files.items()]
+    Gradio's own): only these files, nothing else beside them; with ``served`` (``--feedback``), the model
+    file is the one live now (the page's model menu switches it). Also ``model.json`` and ``correct``
+    (:func:`correction_endpoint`, refusing without ``--feedback``)."""
+    if not files:
+        return []
+    model_url = f"/{LIVE_ROUTE}/model.onnx"
+    started = Path(files[model_url])
+    onnx = (lambda: served.onnx or started) if served else (lambda: started)
+    routes = [Mount(url, RevalidatedFiles(directory=path)) if Path(path).is_dir()
+              else Route(url, revalidated_file(onnx if url == model_url else Path(path)), methods=["GET", "HEAD"])
+              for url, path in files.items()]
+    return routes + [Route(f"/{LIVE_ROUTE}/model.json", model_info_endpoint(onnx), methods=["GET"]),
+                     Route(f"/{LIVE_ROUTE}/correct", correction_endpoint(served), methods=["POST"])]
 
 
 LIVE_VIEW_JS = """
@@ -243,32 +303,49 @@ LIVE_VIEW_CSS = """
 .fer-fill { display: block; height: 100%; }
 .fer-timeline { display: block; width: 100%; max-width: 960px; height: 200px; margin-top: 10px; }
 .fer-status { margin: 6px 0; font-size: 0.95em; }
+.fer-model { font-size: 0.95em; }
+.fer-correct { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin-top: 8px; }
+.fer-correct-save { padding: 4px 12px; border-radius: 6px; cursor: pointer; }
 """
+
+
+def live_correction_markup(classes: list[str]) -> str:
+    """The live view's "wrong? pick the label" controls for the largest face (only with ``--feedback``)."""
+    options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in classes)
+    return f"""<div class="fer-correct"><label>Wrong? The right expression of the largest face
+<select class="fer-correct-label"><option value="">pick…</option>{options}</select></label>
+<button class="fer-correct-save" type="button" disabled>Save correction</button>
+<span class="fer-correct-status" role="status"></span></div>"""
 
 
 def live_view_markup(config: dict | None, reason: str) -> str:
     """The live view's elements; the page's modules (app/static/live/main.js) bring them to life."""
     data = html.escape(json.dumps(config), quote=True) if config else ""
+    correct = live_correction_markup(config["classes"]) if config and config.get("feedback") else ""
+    model = html.escape(config["modelName"]) if config else ""
     status = ("Frames are processed on this device." if config else
               f"The live view is off ({html.escape(reason)}): frames are sent to the server and processed there.")
     return f"""<div class="fer-live" data-config="{data}">
 <div class="fer-content"{'' if config else ' hidden'}>
 <div class="fer-bar"><button class="fer-start" type="button" disabled>Start</button>
 <label>Camera <select class="fer-facing"><option value="user">front</option><option value="environment">back</option>
-</select></label></div>
+</select></label>
+<span class="fer-model">Model: <b class="fer-model-name">{model}</b></span></div>
 <div class="fer-main"><div class="fer-stage"><video muted playsinline autoplay></video><canvas class="fer-overlay">
 </canvas></div><div class="fer-probs"></div></div>
+{correct}
 <canvas class="fer-timeline"></canvas>
 </div>
 <p class="fer-status">{status}</p>
 </div>"""
 
 
-def live_view(recognizer: FaceRecognizer, model: str | Path | None) -> tuple[gr.Radio, dict]:
-    """The Webcam tab's switch (this device / the server) and its in-page live view; returns the switch and the
-    files the live view needs served (:func:`live_view_routes`; empty when it cannot run, and the switch then
-    starts on the server)."""
-    config, reason = live_view_config(recognizer, model)
+def live_view(recognizer: FaceRecognizer, model: str | Path | None,
+              feedback_on: bool = False) -> tuple[gr.Radio, dict]:
+    """The Webcam tab's switch (this device / the server) and its in-page live view (with ``feedback_on``, its
+    correction of the largest face); returns the switch and the files the live view needs served
+    (:func:`live_view_routes`; empty when it cannot run, and the switch then starts on the server)."""
+    config, reason = live_view_config(recognizer, model, feedback_on)
     if config is None:
         print(f"live view off: {reason}", file=sys.stderr)
     files = config.pop("files") if config else {}
@@ -321,16 +398,28 @@ class ServedModel:
     def live_line(self) -> str:
         return f"Live model: **{self.name}** ({self.recognizer.predictor.describe()})."
 
+    @property
+    def onnx(self) -> Path | None:
+        """The ONNX file of the live model, which the page's live view runs (None: it has none)."""
+        return browser_model(self.path)[0]
+
+    def save_face(self, face: np.ndarray, label: str, source: str, probs: dict[str, float],
+                  predicted: str | None = None, model: str | None = None) -> Path:
+        """Save one correction (:func:`fer.feedback.save_correction`; ``model``: default the live model's name);
+        FeedbackError or OSError when it cannot be."""
+        predicted = predicted or (max(probs, key=probs.get) if probs else "")
+        return feedback.save_correction(self.folder, face, label, source, model or self.name, predicted, probs,
+                                        self.recognizer.classes)
+
     def save(self, face: np.ndarray, label: str | None, source: str, probs: dict[str, float]) -> str:
         """Save one correction; a line for the page."""
         if not label:
             return "Pick the right expression first."
-        predicted = max(probs, key=probs.get) if probs else ""
         try:
-            path = feedback.save_correction(self.folder, face, label, source, self.name, predicted, probs,
-                                            self.recognizer.classes)
+            path = self.save_face(face, label, source, probs)
         except (feedback.FeedbackError, OSError) as e:
             return f"**Not saved.** {e}"
+        predicted = max(probs, key=probs.get) if probs else ""
         return f"Saved as **{label}** ({path.parent.name}/{path.name}; the model said {predicted})."
 
 
@@ -347,9 +436,10 @@ def feedback_panel(served: ServedModel) -> gr.Markdown:
             confirm = gr.Button("Yes, delete them all", variant="stop", size="sm", visible=False,
                                 elem_id="feedback-confirm")
             cancel = gr.Button("Cancel", size="sm", visible=False, elem_id="feedback-cancel")
+            refresh = gr.Button("Count again", size="sm", elem_id="feedback-refresh")  # the live view presses it
         with gr.Row():
-            menu = gr.Dropdown(choices=served.choices(), value=str(served.path), label="Model", elem_id="model-menu",
-                               scale=3)
+            menu = gr.Dropdown(choices=served.choices(), value=str(served.path.resolve()), label="Model",
+                               elem_id="model-menu", scale=3)
             rescan = gr.Button("Look for new models", size="sm", scale=1, elem_id="model-rescan")
         live_line = gr.Markdown(served.live_line(), elem_id="live-model")
 
@@ -367,8 +457,12 @@ def feedback_panel(served: ServedModel) -> gr.Markdown:
     delete.click(ask, None, [delete, confirm, cancel], api_name=False)
     confirm.click(delete_all, None, [count, delete, confirm, cancel], api_name="delete_corrections")
     cancel.click(keep, None, [count, delete, confirm, cancel], api_name=False)
-    menu.change(served.switch, menu, live_line, api_name="switch_model", concurrency_limit=1)
-    rescan.click(lambda: gr.Dropdown(choices=served.choices(), value=str(served.path)), None, menu, api_name=False)
+    refresh.click(lambda: feedback.summary(served.folder), None, count, api_name=False, show_progress="hidden")
+    # then the page's live view loads the model now live (fer-live/model.onnx), if it runs
+    menu.change(served.switch, menu, live_line, api_name="switch_model", concurrency_limit=1).then(
+        None, None, None, js="() => { window.ferLive?.reloadModel(); }")
+    rescan.click(lambda: gr.Dropdown(choices=served.choices(), value=str(served.path.resolve())), None, menu,
+                 api_name=False)
     return count
 
 
@@ -414,10 +508,12 @@ def upload_corrections(served: ServedModel, analysed, upload: gr.Image, details:
     save.click(save_one, [faces, which, label], [said, count], api_name="correct_upload")
 
 
-def webcam_corrections(served: ServedModel, session: gr.State, count: gr.Markdown) -> None:
-    """The Webcam tab's correction: the largest face of the latest frame (as the classifier saw it) under
-    the right expression."""
-    label, save, said = correction_row(served, "the largest face", "live-correct")
+def webcam_corrections(served: ServedModel, session: gr.State, count: gr.Markdown, visible: bool) -> gr.Column:
+    """The Webcam tab's correction when frames go to the server: the largest face of the latest frame (as the
+    classifier saw it) under the right expression. Returns its column, shown with the server's stream (the
+    in-page live view has its own, app/static/live/correct.js)."""
+    with gr.Column(visible=visible) as column:
+        label, save, said = correction_row(served, "the largest face", "live-correct")
 
     def save_live(state: VideoSession | None, chosen: str | None):
         if state is None or state.largest is None:
@@ -426,6 +522,7 @@ def webcam_corrections(served: ServedModel, session: gr.State, count: gr.Markdow
         return served.save(crop, chosen, "webcam", probs), feedback.summary(served.folder)
 
     save.click(save_live, [session, label], [said, count], api_name="correct_webcam")
+    return column
 
 
 def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str | Path | None = None,
@@ -498,7 +595,8 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
         gr.Markdown(describe(recognizer, model))
         corrections_count = feedback_panel(served) if served else None
         with gr.Tab("Webcam", id="webcam"):
-            where, demo.live_files = live_view(recognizer, model)
+            where, demo.live_files = live_view(recognizer, model, feedback_on=served is not None)
+            demo.served = served
             in_page = bool(demo.live_files)
             session = gr.State(None)
             with gr.Row(visible=not in_page) as server_view:
@@ -519,10 +617,11 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
             camera.stream(stream, [camera, session, timeline], [live, main_face, session, live_plot, timeline],
                           stream_every=STREAM_EVERY_S, time_limit=STREAM_TIME_LIMIT_S,
                           concurrency_limit=STREAM_CONCURRENCY, show_progress="hidden", api_name="stream")
-            where.change(lambda w: [gr.Row(visible=w == WHERE[1])] * 2, where, [server_view, server_panels],
-                         show_progress="hidden", api_name=False)
+            server_parts = [server_view, server_panels]
             if served:
-                webcam_corrections(served, session, corrections_count)
+                server_parts.append(webcam_corrections(served, session, corrections_count, visible=not in_page))
+            where.change(lambda w: [gr.update(visible=w == WHERE[1])] * len(server_parts), where, server_parts,
+                         show_progress="hidden", api_name=False)
         with gr.Tab("Upload", id="upload"):
             with gr.Row():
                 upload = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Image", elem_id="upload")
@@ -612,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                                               max_file_size=MAX_UPLOAD, show_error=False, quiet=True,
                                               prevent_thread_lock=True,
-                                              app_kwargs={"routes": live_view_routes(demo.live_files)})
+                                              app_kwargs={"routes": live_view_routes(demo.live_files, demo.served)})
     print(f"serving on {local_url}", flush=True)
     if args.share and share_url:
         print(f"public link: {share_url} (for 1 week at most; anyone with it can use this app)", flush=True)

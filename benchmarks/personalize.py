@@ -2,20 +2,28 @@
 faces, how much of FER-2013 does it forget, and how long does it take?
 
     python benchmarks/personalize.py --csv ../shared/data/fer2013.csv.gz --ferplus ../shared/data/ferplus_labels.csv \\
-        --json docs/personalize.json --md docs/personalize.md
+        --json docs/personalize.json --md docs/personalize.md [--studies ferplus camera] [--modes replay none] \\
+        [--n 25 100 400] [--seeds 3] [--anchor A ...] [--replay-weight W ...] [--timing 100] [--cache runs/cache]
 
-(a) A user whose labels are FER+'s: N corrections (--n, default 25 100 400) drawn at random from the training
-    faces where the FER+ majority disagrees with FER-2013's label, saved with fer.feedback as the app saves
-    them, then `fer.personalize` (the library call, timed whole: reading the corrections, replay faces, features,
-    training, ONNX export and its check). Measured before and after on PublicTest with FER+ majority labels (the
-    user's view of new faces; contempt, unknown and not-a-face left out) and FER-2013 labels (forgetting).
-(b) A new camera: training faces pasted into one scene style (one background photo, upright faces 60–120 px
-    wide, fer/scenes.py) and cut out by YuNet as the app does; the user corrects the crops the base
-    model gets wrong (with their FER-2013 label). Tested on PublicTest faces pasted into the other backgrounds
-    the same way, and on plain PublicTest (forgetting).
+(a) `ferplus`: a user whose labels are FER+'s. N corrections drawn at random from the training faces where the
+    FER+ majority disagrees with FER-2013's label. Measured on PublicTest with FER+ majority labels (the user's
+    view of new faces; contempt, unknown and not-a-face left out) and FER-2013 labels (forgetting).
+(b) `camera`: a new camera. PrivateTest faces (never seen by the base model) pasted upright into one scene style (the `coffee` photo, faces 60–120
+    px wide, fer.scenes) and cut out by YuNet as the app does; the user corrects N crops the base model gets
+    wrong, with their FER-2013 labels (so what changes is the camera, not the taste). Measured on PublicTest
+    faces pasted into the other scene styles the same way, and on plain PublicTest (forgetting).
+
+Every correction is saved with fer.feedback.save_correction, as the app saves it, and read back by
+fer.personalize.prepare (corrections, replayed faces, features); fer.personalize.fit then trains one head per
+setting (--anchor × --replay-weight) on the same features. The backbone is frozen, so the heads are scored on
+the backbone's features of the test faces, computed once: the exported model's output, as fer.personalize's
+own before/after card figures are. --timing N also runs the whole command a user runs (`python -m
+fer.personalize ... --data CSV`, export included) on N corrections and times it.
 
 Each setting runs with --seeds seeds (which corrections, the training's randomness); the tables give medians.
-Modes: `replay` (--data CSV: 2,000 replayed training faces) and `none` (no data: only the pull towards the base).
+A long run can be split over processes (--seed-values) and put together with --merge. Modes: `replay` (--data
+CSV: 2,000 replayed training faces) and `none` (no data: only the pull towards the base). The JSON and the
+Markdown are rewritten after every run.
 """
 
 from __future__ import annotations
@@ -45,20 +53,39 @@ SCENE_WIDTHS = (60.0, 120.0)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--csv", required=True, help="fer2013.csv[.gz]")
-    p.add_argument("--ferplus", required=True, help="FER+ votes, row-aligned with the CSV")
+    p.add_argument("--csv", help="fer2013.csv[.gz]")
+    p.add_argument("--ferplus", help="FER+ votes, row-aligned with the CSV")
     p.add_argument("--base", default=str(ROOT / "exports" / "fer2013_effnet_lite0.pkl"))
     p.add_argument("--n", type=int, nargs="+", default=[25, 100, 400], help="corrections per simulated user")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-values", type=int, nargs="+", metavar="SEED",
+                   help="run only these seeds of range(--seeds) (split a long run over processes; then --merge)")
+    p.add_argument("--cache", metavar="DIR", help="keep the backbone's features of un-augmented faces here (test "
+                                                  "faces, replayed faces), keyed by the base model and the faces")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="only combine these reports (runs split with --seed-values) into --json/--md, medians anew")
     p.add_argument("--modes", nargs="+", default=["replay", "none"], choices=["replay", "none"])
-    p.add_argument("--studies", nargs="+", default=["ferplus", "camera"], choices=["ferplus", "camera"])
-    p.add_argument("--anchor", type=float, help="fer.personalize --anchor (default: its own)")
+    p.add_argument("--studies", nargs="*", default=["ferplus", "camera"], choices=["ferplus", "camera"],
+                   help="which simulated users: (a) ferplus, (b) camera; none: only --timing")
+    p.add_argument("--timing", type=int, default=0, metavar="N",
+                   help="also time the whole `python -m fer.personalize` command on N corrections (e.g. 100)")
+    p.add_argument("--anchor", type=float, nargs="+",
+                   help="fer.personalize --anchor; several values: a sweep, each a row of its own (default: its own)")
+    p.add_argument("--replay-weight", type=float, nargs="+",
+                   help="fer.personalize --replay-weight, as --anchor (with --anchor: every pair)")
     p.add_argument("--test-limit", type=int, help="only the first N PublicTest faces (a quick try)")
-    p.add_argument("--scene-pool", type=int, default=1500, help="training faces pasted into the user's scene")
+    p.add_argument("--scene-pool", type=int, default=1500, help="PrivateTest faces pasted into the user's scene")
     p.add_argument("--scene-test", type=int, default=1000, help="PublicTest faces pasted into the other scenes")
     p.add_argument("--json", required=True)
     p.add_argument("--md", help="write the tables as Markdown here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.merge and not (args.csv and args.ferplus):
+        p.error("--csv and --ferplus are needed (or --merge)")
+    return args
+
+
+def seeds(args) -> list[int]:
+    return args.seed_values if args.seed_values is not None else list(range(args.seeds))
 
 
 def load_data(csv_path: str, ferplus_path: str):
@@ -87,26 +114,102 @@ def write_corrections(folder: Path, faces: np.ndarray, labels, predicted_probs: 
                         probs, classes)
 
 
-ANCHOR: dict = {}  # --anchor, when given
+def settings(args) -> list[dict]:
+    """The settings to run: every --anchor × every --replay-weight (fer.personalize's defaults when not given)."""
+    from fer.personalize import PersonalizeConfig
+
+    default = PersonalizeConfig(feedback="", out="")
+    return [{"anchor": a, "replay_weight": w} for a in args.anchor or [default.anchor]
+            for w in args.replay_weight or [default.replay_weight]]
 
 
-def run_one(base: str, faces, labels, base_probs, mode: str, csv_path: str, seed: int, work: Path):
-    """One personalisation: ``(onnx path, seconds, card)``."""
-    from fer.personalize import PersonalizeConfig, personalize
+class CachedBackbone:
+    """fer.personalize.Backbone whose features of un-augmented faces are kept (in memory, and in ``folder`` when
+    given) by the base model and the faces' bytes: the same replayed faces, test faces and crops come back for
+    every setting, seed and process. Augmented views are computed every time (they are random)."""
 
-    folder = work / f"fb-{mode}-{seed}-{len(faces)}"
-    write_corrections(folder, faces, labels, base_probs, CLASSES)
-    config = PersonalizeConfig(feedback=str(folder), out=str(folder / "mine"), base=base,
-                               data=csv_path if mode == "replay" else None, seed=seed, **ANCHOR)
-    start = time.perf_counter()
-    result = personalize(config)
-    return result.onnx, time.perf_counter() - start, result.card
+    def __init__(self, backbone, base: Path, folder: str | None):
+        import hashlib
+
+        self.backbone, self.folder = backbone, Path(folder) if folder else None
+        self.key = hashlib.sha1(base.read_bytes()).hexdigest()
+        self.memory: dict[str, np.ndarray] = {}
+
+    def features(self, faces: np.ndarray, views: int = 0, bs: int = 256, desc: str = "features") -> np.ndarray:
+        import hashlib
+
+        if views:
+            return self.backbone.features(faces, views=views, bs=bs, desc=desc)
+        faces = np.ascontiguousarray(faces)
+        digest = hashlib.sha1(self.key.encode() + str(faces.shape).encode() + faces.tobytes()).hexdigest()[:24]
+        path = self.folder / f"features-{digest}.npy" if self.folder else None
+        if digest not in self.memory:
+            if path is not None and path.exists():
+                self.memory[digest] = np.load(path)
+            else:
+                self.memory[digest] = self.backbone.features(faces, bs=bs, desc=desc)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(path.with_suffix(".tmp.npy"), self.memory[digest])
+                    path.with_suffix(".tmp.npy").replace(path)
+        return self.memory[digest]
 
 
-def predictor(path):
-    from fer.onnx_predict import OnnxFacePredictor
+class Trainer:
+    """fer.personalize's own steps on a shared base model: :func:`fer.personalize.prepare` (the corrections
+    read from the folder the app's code wrote, the replayed faces, the backbone's features) once per
+    simulated user, then :func:`fer.personalize.fit` once per --anchor; the heads are scored on the test
+    faces' features (computed once: the backbone is frozen, so this is the exported model's output, as
+    fer.personalize's own before/after card figures are). ``seconds``: prepare + fit, wall clock;
+    ``cpu_seconds``: the same in CPU time (this process)."""
 
-    return OnnxFacePredictor.load(path)
+    def __init__(self, base: str, csv_path: str, cache: str | None = None):
+        from fer.personalize import Backbone, load_base, trainable_head
+
+        self.learn, self.base_path = load_base(base)
+        self.backbone = CachedBackbone(Backbone(self.learn), self.base_path, cache)
+        self.base_head = trainable_head(self.learn)
+        self.csv = csv_path
+        self.classes = [str(c) for c in self.learn.dls.vocab]
+        self._features: dict[str, np.ndarray] = {}
+
+    def features(self, name: str, faces) -> np.ndarray:
+        if name not in self._features:
+            self._features[name] = self.backbone.features(np.stack(list(faces)), desc=name)
+        return self._features[name]
+
+    def base_probs(self, faces) -> np.ndarray:
+        """The base model's probabilities for some faces (what the app's manifest records for a correction)."""
+        from fer.personalize import head_probs
+
+        return head_probs(self.base_head, self.backbone.features(np.stack(list(faces)), desc="base"))
+
+    def probs(self, head, name: str) -> np.ndarray:
+        from fer.personalize import head_probs
+
+        return head_probs(head or self.base_head, self._features[name])
+
+    def runs(self, faces, labels, base_probs, mode: str, seed: int, work: Path, grid: list[dict]):
+        """Yield ``(setting, head, seconds, cpu_seconds)`` for one simulated user's corrections, one per setting
+        of ``grid`` (PersonalizeConfig fields)."""
+        import dataclasses
+        import shutil
+
+        from fer.personalize import PersonalizeConfig, fit, prepare
+
+        folder = work / f"fb-{mode}-{seed}-{len(faces)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        write_corrections(folder, faces, labels, base_probs, CLASSES)
+        config = PersonalizeConfig(feedback=str(folder), out=str(folder / "mine"), base=str(self.base_path),
+                                   data=self.csv if mode == "replay" else None, seed=seed)
+        wall, cpu = time.perf_counter(), time.process_time()
+        prepared = prepare(config, self.learn, self.backbone)
+        prep_wall, prep_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        for setting in grid:
+            wall, cpu = time.perf_counter(), time.process_time()
+            head, _ = fit(prepared, dataclasses.replace(config, **setting))
+            yield (setting, head, round(prep_wall + time.perf_counter() - wall, 1),
+                   round(prep_cpu + time.process_time() - cpu, 1))
 
 
 def median_rows(rows: list[dict], keys: list[str], group: tuple[str, ...]) -> list[dict]:
@@ -114,38 +217,53 @@ def median_rows(rows: list[dict], keys: list[str], group: tuple[str, ...]) -> li
     for r in rows:
         out.setdefault(tuple(r[g] for g in group), []).append(r)
     return [{**dict(zip(group, k)), "runs": len(v), **{key: round(float(np.median([r[key] for r in v])), 4)
-                                                      for key in keys}} for k, v in out.items()]
+                                                      for key in keys}} for k, v in sorted(out.items())]
 
 
-def ferplus_study(args, data, base_pred, work: Path) -> dict:
+def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
     faces, fer, plus, usage = data
     test = np.where(usage == "PublicTest")[0][:args.test_limit]
     pool = np.where((usage == "Training") & (plus != "") & (plus != fer))[0]
-    before = base_pred.predict_proba(list(faces[test]))
-    base = {"ferplus": accuracy(before, plus[test], base_pred.classes),
-            "fer2013": accuracy(before, fer[test], base_pred.classes)}
-    runs = []
+    trainer.features("PublicTest", faces[test])
+    before = trainer.probs(None, "PublicTest")
+    classes = trainer.classes
+    base = {"ferplus": accuracy(before, plus[test], classes), "fer2013": accuracy(before, fer[test], classes)}
+    study = {"pool": int(len(pool)), "test_faces": int(len(test)), "before": base, "runs": []}
+    keys = ["ferplus", "fer2013", "ferplus_gain", "fer2013_change", "seconds", "cpu_seconds", "load_average"]
     for n in args.n:
-        for seed in range(args.seeds):
+        for seed in seeds(args):
             pick = np.random.default_rng(1000 + seed).choice(pool, size=n, replace=False)
-            probs = base_pred.predict_proba(list(faces[pick]))
+            user_probs = trainer.base_probs(faces[pick])
             for mode in args.modes:
-                onnx, seconds, card = run_one(args.base, faces[pick], plus[pick], probs, mode, args.csv, seed, work)
-                after = predictor(onnx).predict_proba(list(faces[test]))
-                row = {"n": n, "seed": seed, "mode": mode, "seconds": round(seconds, 1),
-                       "ferplus": accuracy(after, plus[test], base_pred.classes),
-                       "fer2013": accuracy(after, fer[test], base_pred.classes)}
-                row |= {"ferplus_gain": row["ferplus"] - base["ferplus"], "fer2013_change": row["fer2013"] - base["fer2013"]}
-                runs.append(row)
-                print(json.dumps(row), flush=True)
-    return {"pool": int(len(pool)), "test_faces": int(len(test)), "before": base, "runs": runs,
-            "medians": median_rows(runs, ["ferplus", "fer2013", "ferplus_gain", "fer2013_change", "seconds"],
-                                   ("n", "mode"))}
+                for setting, head, seconds, cpu in trainer.runs(faces[pick], plus[pick], user_probs, mode, seed, work,
+                                                                settings(args)):
+                    after = trainer.probs(head, "PublicTest")
+                    row = {"n": n, "seed": seed, "mode": mode, **setting, "seconds": seconds,
+                           "cpu_seconds": cpu, "load_average": round(os.getloadavg()[0], 2),
+                           "ferplus": accuracy(after, plus[test], classes), "fer2013": accuracy(after, fer[test], classes)}
+                    row |= {"ferplus_gain": row["ferplus"] - base["ferplus"],
+                            "fer2013_change": row["fer2013"] - base["fer2013"]}
+                    study["runs"].append(row)
+                    study["medians"] = median_rows(study["runs"], keys, GROUP)
+                    save(study)
+                    print(json.dumps(row), flush=True)
+    return study
+def scene_crops(pixels: np.ndarray, backgrounds: list, seed: int,
+                cache: str | None = None) -> tuple[list[np.ndarray], list[int]]:
+    """Each face pasted upright into one of ``backgrounds`` (fer.scenes.random_scene, 60–120 px wide) and cut
+    out by YuNet as the app does (data_scripts/detector_crops.py's detector_crop); the crops and the indices
+    of the faces found. Kept in ``cache`` (a folder) when given: the same faces, scenes and seed give the same
+    crops."""
+    import hashlib
 
-
-def scene_crops(pixels: np.ndarray, backgrounds: list, seed: int) -> tuple[list[np.ndarray], list[int]]:
-    """Each face pasted upright into one of ``backgrounds`` and cut out by YuNet as the app does; the crops
-    and the indices of the faces found."""
+    path = None
+    if cache:
+        key = hashlib.sha1(np.ascontiguousarray(pixels).tobytes() + np.stack(backgrounds).tobytes()
+                           + f"{seed}{SCENE_WIDTHS}".encode()).hexdigest()[:24]
+        path = Path(cache) / f"crops-{key}.npz"
+        if path.exists():
+            kept = np.load(path)
+            return list(kept["crops"]), [int(i) for i in kept["found"]]
     from data_scripts.detector_crops import detector_crop
     from fer.cli import progress
     from fer.detect import CropSpec, make_detector
@@ -159,59 +277,116 @@ def scene_crops(pixels: np.ndarray, backgrounds: list, seed: int) -> tuple[list[
         if crop is not None:
             crops.append(crop)
             found.append(i)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path.with_suffix(".tmp.npz"), crops=np.stack(crops), found=np.array(found))
+        path.with_suffix(".tmp.npz").replace(path)
     return crops, found
 
 
-def camera_study(args, data, base_pred, work: Path) -> dict:
+def camera_study(args, data, trainer: Trainer, work: Path, save) -> dict:
+    """(b) A new camera: the user's corrections are YuNet crops of faces the base model never saw (PrivateTest)
+    in one scene style (the `coffee` photo), those it gets wrong; tested on PublicTest faces in the other scene
+    styles. The user's labels are FER-2013's: the change measured is the camera's, not a change of taste."""
+    from fer.faces import to_face
     from fer.scenes import BACKGROUNDS, SCENE_SIZE, background
 
     faces, fer, plus, usage = data
+    classes = trainer.classes
     mine = [background(SCENE_BACKGROUND, *SCENE_SIZE)]
     others = [background(b, *SCENE_SIZE) for b in BACKGROUNDS if b != SCENE_BACKGROUND]
-    train = np.random.default_rng(7).choice(np.where(usage == "Training")[0], size=args.scene_pool, replace=False)
+    pool = np.where(usage == "PrivateTest")[0]  # faces the base model never saw, as a new user's are
+    train = np.random.default_rng(7).choice(pool, size=min(args.scene_pool, len(pool)), replace=False)
     test = np.where(usage == "PublicTest")[0][:args.test_limit]
     test_scene = test[:args.scene_test]
-    user_crops, user_found = scene_crops(faces[train], mine, seed=1)
-    test_crops, test_found = scene_crops(faces[test_scene], others, seed=2)
+    user_crops, user_found = scene_crops(faces[train], mine, seed=1, cache=args.cache)
+    test_crops, test_found = scene_crops(faces[test_scene], others, seed=2, cache=args.cache)
     user_idx, test_idx = train[user_found], test_scene[test_found]
-    user_probs = base_pred.predict_proba(user_crops)
-    wrong = np.where(np.array(CLASSES)[user_probs.argmax(1)] != fer[user_idx])[0]
-    before_scene = base_pred.predict_proba(test_crops)
-    before_plain = base_pred.predict_proba(list(faces[test]))
-    base = {"other_scenes": accuracy(before_scene, fer[test_idx], base_pred.classes),
-            "user_scene": accuracy(user_probs, fer[user_idx], base_pred.classes),
-            "fer2013": accuracy(before_plain, fer[test], base_pred.classes)}
-    runs = []
-    crops = np.stack(user_crops)
+    crops = np.stack([to_face(c) for c in user_crops])
+    trainer.features("user scene", crops)
+    trainer.features("other scenes", [to_face(c) for c in test_crops])
+    trainer.features("PublicTest", faces[test])
+    user_probs = trainer.probs(None, "user scene")
+    wrong = np.where(np.array(classes)[user_probs.argmax(1)] != fer[user_idx])[0]
+    base = {"other_scenes": accuracy(trainer.probs(None, "other scenes"), fer[test_idx], classes),
+            "user_scene": accuracy(user_probs, fer[user_idx], classes),
+            "fer2013": accuracy(trainer.probs(None, "PublicTest"), fer[test], classes)}
+    study = {"scene": {"user": SCENE_BACKGROUND, "others": [b for b in BACKGROUNDS if b != SCENE_BACKGROUND],
+                       "face_widths": list(SCENE_WIDTHS), "tilted": False, "labels": "fer2013"},
+             "user_faces": {"pasted": int(len(train)), "found": int(len(user_idx)), "base_wrong": int(len(wrong))},
+             "test_faces": {"pasted": int(len(test_scene)), "found": int(len(test_idx)), "plain": int(len(test))},
+             "before": base, "runs": []}
+    keys = ["other_scenes", "fer2013", "scene_gain", "fer2013_change", "seconds", "cpu_seconds", "load_average"]
     for n in [n for n in args.n if n <= len(wrong)]:
-        for seed in range(args.seeds):
+        for seed in seeds(args):
             pick = np.random.default_rng(2000 + seed).choice(wrong, size=n, replace=False)
             for mode in args.modes:
-                onnx, seconds, card = run_one(args.base, crops[pick], fer[user_idx[pick]], user_probs[pick], mode,
-                                              args.csv, seed, work)
-                p = predictor(onnx)
-                row = {"n": n, "seed": seed, "mode": mode, "seconds": round(seconds, 1),
-                       "other_scenes": accuracy(p.predict_proba(test_crops), fer[test_idx], base_pred.classes),
-                       "fer2013": accuracy(p.predict_proba(list(faces[test])), fer[test], base_pred.classes)}
-                row |= {"scene_gain": row["other_scenes"] - base["other_scenes"],
-                        "fer2013_change": row["fer2013"] - base["fer2013"]}
-                runs.append(row)
-                print(json.dumps(row), flush=True)
-    return {"scene": {"user": SCENE_BACKGROUND, "others": [b for b in BACKGROUNDS if b != SCENE_BACKGROUND],
-                      "face_widths": list(SCENE_WIDTHS), "tilted": False},
-            "user_faces": {"pasted": int(len(train)), "found": int(len(user_idx)), "base_wrong": int(len(wrong))},
-            "test_faces": {"pasted": int(len(test_scene)), "found": int(len(test_idx)), "plain": int(len(test))},
-            "before": base, "runs": runs,
-            "medians": median_rows(runs, ["other_scenes", "fer2013", "scene_gain", "fer2013_change", "seconds"],
-                                   ("n", "mode"))}
+                for setting, head, seconds, cpu in trainer.runs(crops[pick], fer[user_idx[pick]], user_probs[pick],
+                                                                mode, seed, work, settings(args)):
+                    row = {"n": n, "seed": seed, "mode": mode, **setting, "seconds": seconds,
+                           "cpu_seconds": cpu, "load_average": round(os.getloadavg()[0], 2),
+                           "other_scenes": accuracy(trainer.probs(head, "other scenes"), fer[test_idx], classes),
+                           "fer2013": accuracy(trainer.probs(head, "PublicTest"), fer[test], classes)}
+                    row |= {"scene_gain": row["other_scenes"] - base["other_scenes"],
+                            "fer2013_change": row["fer2013"] - base["fer2013"]}
+                    study["runs"].append(row)
+                    study["medians"] = median_rows(study["runs"], keys, GROUP)
+                    save(study)
+                    print(json.dumps(row), flush=True)
+    return study
+
+
+def timing(args, data, work: Path) -> dict:
+    """The command a user runs, timed whole: `python -m fer.personalize` (loading the base, reading the
+    corrections and the CSV, features, training, ONNX export and its check) on 100 corrections of the FER+
+    user (seed 0), with --data; wall clock, CPU time and the load average before and after."""
+    import resource
+    import subprocess
+
+    from fer.model_files import load_predictor
+
+    faces, fer, plus, usage = data
+    pool = np.where((usage == "Training") & (plus != "") & (plus != fer))[0]
+    pick = np.random.default_rng(1000).choice(pool, size=args.timing, replace=False)
+    base = load_predictor(Path(args.base).with_suffix(".onnx"))
+    folder = work / "timing"
+    write_corrections(folder, faces[pick], plus[pick], base.predict_proba(list(faces[pick])), CLASSES)
+    command = [sys.executable, "-m", "fer.personalize", "--feedback", str(folder), "--out", str(folder / "mine"),
+               "--base", args.base, "--data", args.csv]
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise RuntimeError(f"fer.personalize failed: {done.stderr[-2000:]}")
+    return {"command": "python -m fer.personalize --feedback DIR --out DIR/mine --data fer2013.csv.gz "
+                       f"({args.timing} corrections, defaults)",
+            "seconds": round(wall, 1),
+            "cpu_seconds": round(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime, 1),
+            "load_average_before": load_before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "said": done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""}
 
 
 def markdown(report: dict) -> str:
-    lines = ["# Personal models from corrections (issue 22)", "",
-             f"`{report['command']}`", "",
+    commands = [f"`{c}`" for c in report["command"].split(" ; ")]
+    if "merge_command" in report:
+        commands.append(f"put together by `{report['merge_command']}`")
+    lines = ["# Personal models from corrections (issue 22)", "", *[f"- {c}" for c in commands], "",
              f"Machine: {report['machine']}; load average at start {report['load_average_start']}, at end "
-             f"{report['load_average_end']}. Medians of {report['seeds']} seeds. Time: the whole `fer.personalize` "
-             f"call (corrections, replay faces, features, training, ONNX export and check).", ""]
+             f"{report.get('load_average_end')}. Base: `{report['base']}`. Medians of {report['seeds']} seeds. "
+             "Each simulated user's corrections are saved with `fer.feedback.save_correction` as the app saves "
+             "them and trained with `fer.personalize`'s own `prepare` and `fit`; the heads are scored on the "
+             "backbone's features of the test faces (the backbone is frozen). *seconds*: prepare (corrections, "
+             "replay faces, features) + training, wall clock, niced beside a training run that has the machine's "
+             "priority; *CPU s*: the same in CPU time, what it takes on an idle core; *load*: the 1-minute load "
+             "average after the run.", ""]
+    if "timing" in report:
+        t = report["timing"]
+        lines += ["## The whole command, timed", "",
+                  f"`{t['command']}`: **{t['seconds']:.0f} s** wall clock, {t['cpu_seconds']:.0f} s of CPU; load "
+                  f"average {t['load_average_before']} before, {t['load_average_after']} after.", ""]
     if "ferplus" in report:
         s = report["ferplus"]
         b = s["before"]
@@ -219,57 +394,105 @@ def markdown(report: dict) -> str:
                   "", f"Corrections drawn from the {s['pool']:,} training faces where FER+'s majority disagrees with "
                   f"FER-2013; tested on {s['test_faces']:,} PublicTest faces. Base: FER+ labels {b['ferplus']:.2%}, "
                   f"FER-2013 labels {b['fer2013']:.2%}.", "",
-                  "| corrections | mode | FER+ labels (user's view) | change | FER-2013 labels | change | seconds |",
-                  "|---|---|---|---|---|---|---|"]
-        for m in s["medians"]:
-            lines.append(f"| {m['n']} | {m['mode']} | {m['ferplus']:.2%} | {100 * m['ferplus_gain']:+.1f} | "
-                         f"{m['fer2013']:.2%} | {100 * m['fer2013_change']:+.1f} | {m['seconds']:.0f} |")
+                  "| corrections | mode | anchor | replay weight | FER+ labels (user's view) | change | FER-2013 labels "
+                  "| change | seconds | CPU s | load | runs |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for m in s.get("medians", []):
+            lines.append(f"| {m['n']} | {m['mode']} | {m['anchor']} | {m['replay_weight']} | {m['ferplus']:.2%} | {100 * m['ferplus_gain']:+.1f} | "
+                         f"{m['fer2013']:.2%} | {100 * m['fer2013_change']:+.1f} | {m['seconds']:.0f} | "
+                         f"{m['cpu_seconds']:.0f} | {m['load_average']:.1f} | {m['runs']} |")
         lines.append("")
     if "camera" in report:
         s = report["camera"]
         b = s["before"]
         lines += ["## (b) A new camera",
-                  "", f"The user's scene: faces pasted upright into the `{s['scene']['user']}` photo, "
+                  "", f"The user's scene: PrivateTest faces (never seen by the base model) pasted upright into the "
+                  f"`{s['scene']['user']}` photo, "
                   f"{s['scene']['face_widths'][0]:.0f}–{s['scene']['face_widths'][1]:.0f} px wide, cut out by YuNet "
-                  f"({s['user_faces']['found']} of {s['user_faces']['pasted']} found; the base model is wrong on "
-                  f"{s['user_faces']['base_wrong']}, which the user corrects with their FER-2013 labels). Tested on "
-                  f"{s['test_faces']['found']} PublicTest faces found in the other scenes "
-                  f"({', '.join(s['scene']['others'])}). Base: {b['other_scenes']:.2%} on the other scenes, "
+                  f"as the app does ({s['user_faces']['found']} of {s['user_faces']['pasted']} found; the base model "
+                  f"is wrong on {s['user_faces']['base_wrong']}, {b['user_scene']:.2%} right). The user corrects "
+                  f"crops the base model gets wrong, with FER-2013's labels (the change measured is the camera's, "
+                  f"not a change of taste). Tested on {s['test_faces']['found']} of {s['test_faces']['pasted']} "
+                  f"PublicTest faces found in the other scene styles ({', '.join(s['scene']['others'])}), and on "
+                  f"plain PublicTest (forgetting). Base: {b['other_scenes']:.2%} on the other scenes, "
                   f"{b['fer2013']:.2%} on plain PublicTest.", "",
-                  "| corrections | mode | other scenes | change | plain PublicTest | change | seconds |",
-                  "|---|---|---|---|---|---|---|"]
-        for m in s["medians"]:
-            lines.append(f"| {m['n']} | {m['mode']} | {m['other_scenes']:.2%} | {100 * m['scene_gain']:+.1f} | "
-                         f"{m['fer2013']:.2%} | {100 * m['fer2013_change']:+.1f} | {m['seconds']:.0f} |")
+                  "| corrections | mode | anchor | replay weight | other scenes | change | plain PublicTest | change "
+                  "| seconds | CPU s | load | runs |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for m in s.get("medians", []):
+            lines.append(f"| {m['n']} | {m['mode']} | {m['anchor']} | {m['replay_weight']} | {m['other_scenes']:.2%} | "
+                         f"{100 * m['scene_gain']:+.1f} | {m['fer2013']:.2%} | {100 * m['fer2013_change']:+.1f} | "
+                         f"{m['seconds']:.0f} | {m['cpu_seconds']:.0f} | {m['load_average']:.1f} | {m['runs']} |")
         lines.append("")
     return "\n".join(lines)
 
 
+GROUP = ("n", "mode", "anchor", "replay_weight")  # the medians' rows
+STUDY_KEYS = {"ferplus": ["ferplus", "fer2013", "ferplus_gain", "fer2013_change", "seconds", "cpu_seconds",
+                          "load_average"],
+              "camera": ["other_scenes", "fer2013", "scene_gain", "fer2013_change", "seconds", "cpu_seconds",
+                         "load_average"]}
+
+
+def merge(args, argv=None) -> int:
+    """One report from several (the same command split over seeds with --seed-values, or over studies and
+    settings): runs put together, medians anew."""
+    parts = [json.loads(Path(f).read_text()) for f in args.merge]
+    report = {**parts[0], "command": " ; ".join(p["command"] for p in parts),
+              "merge_command": "python benchmarks/personalize.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "load_average_start": [p["load_average_start"] for p in parts],
+              "load_average_end": [p.get("load_average_end") for p in parts], "merged_from": list(args.merge)}
+    for name, keys in STUDY_KEYS.items():
+        studies = [p[name] for p in parts if name in p]
+        if studies:
+            runs = [r for s in studies for r in s["runs"]]
+            report[name] = {**studies[0], "runs": runs, "medians": median_rows(runs, keys, GROUP)}
+    report["seeds"] = len({r["seed"] for name in STUDY_KEYS if name in report for r in report[name]["runs"]})
+    report["settings"] = [dict(t) for t in dict.fromkeys(tuple(d.items()) for p in parts for d in p.get("settings", []))]
+    report.pop("timing", None)
+    for part in parts:
+        if "timing" in part:
+            report["timing"] = part["timing"]
+    report.pop("seconds", None)
+    write_json_atomic(args.json, report)
+    if args.md:
+        Path(args.md).write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.anchor is not None:
-        ANCHOR["anchor"] = args.anchor
+    if args.merge:
+        return merge(args, argv)
     from fer.cli import configure_logging
-    from fer.model_files import load_predictor
 
     configure_logging()
     start = time.time()
     report = {"command": "python benchmarks/personalize.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
-              "load_average_start": [round(x, 2) for x in os.getloadavg()], "seeds": args.seeds, "modes": args.modes,
-              "anchor": args.anchor}
+              "load_average_start": [round(x, 2) for x in os.getloadavg()], "seeds": len(seeds(args)), "modes": args.modes,
+              "settings": settings(args), "base": Path(args.base).name}
+
+    def save(name):
+        def write(study):  # after every run: a long benchmark's figures so far are never lost
+            report[name] = study
+            report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+            write_json_atomic(args.json, report)
+            if args.md:
+                Path(args.md).write_text(markdown(report))
+        return write
+
     data = load_data(args.csv, args.ferplus)
-    base_pred = load_predictor(Path(args.base).with_suffix(".onnx"))
     with tempfile.TemporaryDirectory(prefix="fer-personalize-") as tmp:
-        if "ferplus" in args.studies:
-            report["ferplus"] = ferplus_study(args, data, base_pred, Path(tmp))
-        if "camera" in args.studies:
-            report["camera"] = camera_study(args, data, base_pred, Path(tmp))
-    report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        if args.timing:
+            save("timing")(timing(args, data, Path(tmp)))
+        trainer = Trainer(args.base, args.csv, args.cache) if args.studies else None
+        for name in args.studies:
+            study = ferplus_study if name == "ferplus" else camera_study
+            save(name)(study(args, data, trainer, Path(tmp), save(name)))
     report["seconds"] = round(time.time() - start, 1)
-    write_json_atomic(args.json, report)
-    if args.md:
-        Path(args.md).write_text(markdown(report))
+    save("seconds")(report["seconds"])
     print(markdown(report))
     return 0
 

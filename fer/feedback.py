@@ -9,12 +9,16 @@ library only.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
+import math
 import threading
 import time
 import uuid
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import cv2
@@ -23,6 +27,7 @@ import numpy as np
 from fer.faces import to_face
 from fer.fileio import write_bytes_atomic
 from fer.images import IMAGE_SUFFIXES
+from fer.labels import FACE_SIZE
 
 MANIFEST = "manifest.csv"
 #: The manifest's fixed columns; one ``p_<class>`` column per class of the model follows.
@@ -57,6 +62,54 @@ def save_correction(folder: str | Path, face: np.ndarray, label: str, source: st
         write_bytes_atomic(path, png.tobytes())
         append_manifest(folder / MANIFEST, row)
     return path
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One correction sent by the page's live view (:func:`parse_correction`)."""
+
+    face: np.ndarray  # (48, 48) uint8: the classifier's input
+    label: str  # the expression the user picked
+    predicted: str  # what the model said
+    probs: dict[str, float]  # the probabilities the page showed, per class
+    model: str  # the model file the page ran
+
+
+def parse_correction(payload: object, classes: Sequence[str]) -> Correction:
+    """A correction from the live view's JSON: ``face`` (base64 of the 48×48 grey face, row-major bytes),
+    ``label``, ``probs`` (one per class, in ``classes`` order, or class → probability), ``predicted``
+    (optional: the most probable class) and ``model`` (the model file's name). FeedbackError naming the
+    first problem."""
+    if not isinstance(payload, dict):
+        raise FeedbackError("a correction is a JSON object")
+    try:
+        raw = base64.b64decode(str(payload.get("face", "")), validate=True)
+    except (binascii.Error, ValueError):
+        raise FeedbackError("face: not base64") from None
+    if len(raw) != FACE_SIZE * FACE_SIZE:
+        raise FeedbackError(f"face: {len(raw)} bytes, expected {FACE_SIZE * FACE_SIZE} (a {FACE_SIZE}×{FACE_SIZE} grey face)")
+    label = payload.get("label")
+    if label not in classes:
+        raise FeedbackError(f"label {label!r} is not one of the model's classes ({', '.join(classes)})")
+    given = payload.get("probs")
+    if isinstance(given, list) and len(given) == len(classes):
+        given = dict(zip(classes, given))
+    if not isinstance(given, dict) or set(given) != set(classes):
+        raise FeedbackError(f"probs: expected one probability per class ({', '.join(classes)})")
+    try:
+        probs = {c: float(given[c]) for c in classes}
+    except (TypeError, ValueError):
+        raise FeedbackError("probs: not numbers") from None
+    if not all(math.isfinite(p) and 0 <= p <= 1 for p in probs.values()):
+        raise FeedbackError("probs: each must lie between 0 and 1")
+    predicted = payload.get("predicted") or max(probs, key=probs.get)
+    if predicted not in classes:
+        raise FeedbackError(f"predicted {predicted!r} is not one of the model's classes")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model.strip() or len(model) > 200 or not model.isprintable():
+        raise FeedbackError("model: the model file's name (printable, up to 200 characters)")
+    face = np.frombuffer(raw, np.uint8).reshape(FACE_SIZE, FACE_SIZE).copy()
+    return Correction(face, label, predicted, probs, model.strip())
 
 
 def append_manifest(path: Path, row: dict[str, str]) -> None:
@@ -150,5 +203,5 @@ def check_folder(folder: str | Path) -> Path:
     return folder
 
 
-__all__ = ["MANIFEST", "FeedbackError", "check_folder", "count_corrections", "correction_files", "delete_all",
+__all__ = ["MANIFEST", "Correction", "FeedbackError", "parse_correction", "check_folder", "count_corrections", "correction_files", "delete_all",
            "personal_models", "read_manifest", "save_correction", "summary"]

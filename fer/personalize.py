@@ -27,6 +27,7 @@ import argparse
 import copy
 import csv
 import logging
+import random
 import shlex
 import sys
 import time
@@ -362,17 +363,37 @@ class Result:
     seconds: float
 
 
-def personalize(config: PersonalizeConfig) -> Result:
-    """Train a personal model from ``config.feedback`` and export it (``.onnx`` and its ``.json`` card).
-    Raises FeedbackError, ModelLoadError, ValueError or FileNotFoundError naming the problem, before
-    anything is written."""
+@dataclass
+class Prepared:
+    """What training a head needs, computed once (:func:`prepare`): the base learner, the corrections and
+    replayed faces with their backbone features, and the base's probabilities on the replayed faces."""
+
+    learn: object
+    base_path: Path
+    classes: list[str]
+    corrections: Corrections
+    replay: FaceSet | None
+    test: FaceSet | None
+    backbone: Backbone
+    base_head: object
+    xc: np.ndarray  # features of the corrections' augmented views
+    yc: np.ndarray  # their class indices
+    xr: np.ndarray | None  # features of the replayed faces
+    pr: np.ndarray | None  # the base's probabilities on them
+
+
+def prepare(config: PersonalizeConfig, learn=None, backbone: Backbone | None = None) -> Prepared:
+    """Check everything, read the corrections and the faces, and compute their features. ``learn`` and
+    ``backbone`` (of the same base model) may be passed in to reuse them (benchmarks/personalize.py). Raises
+    FeedbackError, ModelLoadError, ValueError or FileNotFoundError naming the problem, before anything is
+    written."""
     import torch
 
-    from fer.export import export_onnx
-
-    start = time.perf_counter()
     config.check()
-    learn, base_path = load_base(config.base)
+    if learn is None:
+        learn, base_path = load_base(config.base)
+    else:
+        base_path = Path(config.base).with_suffix(".pkl")
     check_out(config, base_path)
     classes = [str(c) for c in learn.dls.vocab]
     corrections = read_corrections(config.feedback, classes)
@@ -383,24 +404,46 @@ def personalize(config: PersonalizeConfig) -> Result:
     logger.info(f"{len(corrections.faces)} corrections ({', '.join(f'{c} {n}' for c, n in corrections.per_class(classes).items())}); "
                 f"base {base_path.name}")
     torch.manual_seed(config.seed)
+    random.seed(config.seed)  # fastai's augmentation draws whether to flip, rotate... from Python's random
     replay, test = load_faces(config)
-    backbone = Backbone(learn)
+    backbone = backbone or Backbone(learn)
     base_head = trainable_head(learn)
     xc = backbone.features(np.stack(corrections.faces), views=config.views, desc="corrections")
     yc = np.repeat([classes.index(y) for y in corrections.labels], config.views)
     xr = backbone.features(replay.faces, desc="replay") if replay is not None and len(replay.faces) else None
     pr = head_probs(base_head, xr).astype(np.float32) if xr is not None else None
-    head = trainable_head(learn)
-    losses = train_head(head, xc, yc, xr, pr, config)
+    return Prepared(learn, base_path, classes, corrections, replay, test, backbone, base_head, xc, yc, xr, pr)
+
+
+def fit(prepared: Prepared, config: PersonalizeConfig):
+    """A new head trained on the prepared features with ``config``'s settings: ``(head, losses)``."""
+    head = trainable_head(prepared.learn)
+    losses = train_head(head, prepared.xc, prepared.yc, prepared.xr, prepared.pr, config)
+    return head, losses
+
+
+def personalize(config: PersonalizeConfig) -> Result:
+    """Train a personal model from ``config.feedback`` and export it (``.onnx`` and its ``.json`` card).
+    Raises FeedbackError, ModelLoadError, ValueError or FileNotFoundError naming the problem, before
+    anything is written."""
+    import torch
+
+    from fer.export import export_onnx
+
+    start = time.perf_counter()
+    prep = prepare(config)
+    head, losses = fit(prep, config)
+    learn = prep.learn
     learn.model[1] = torch.nn.Sequential(*learn.model[1][:2], *head)
     train_seconds = time.perf_counter() - start
-    card = personal_card(config, base_path, load_card(base_path), classes, corrections, replay, losses, train_seconds)
-    if test is not None:
-        card["evaluation"] = before_after(backbone, base_head, head, test, classes, config)
+    card = personal_card(config, prep.base_path, load_card(prep.base_path), prep.classes, prep.corrections, prep.replay,
+                         losses, train_seconds)
+    if prep.test is not None:
+        card["evaluation"] = before_after(prep.backbone, prep.base_head, head, prep.test, prep.classes, config)
     out = export_onnx(learn, config.onnx_path, card)
     card = load_card(out)
     if config.suite:  # measured on the exported file: in the JSON card only, not in the ONNX metadata
-        card["suite"] = suite_before_after(config, base_path, out)
+        card["suite"] = suite_before_after(config, prep.base_path, out)
         write_card(out, card)
     seconds = time.perf_counter() - start
     return Result(out, card, seconds)

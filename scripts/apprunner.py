@@ -62,9 +62,11 @@ def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float, log=N
 
 
 @contextmanager
-def running_app(model: Path | None, *extra: str, timeout: float = 180, python: str = sys.executable):
+def running_app(model: Path | None, *extra: str, timeout: float | None = None, python: str = sys.executable):
     """Yield ``(url, process, log)`` of the app serving ``model`` (``None``: its default) under the interpreter
-    ``python``; the log (a temporary file, removed afterwards) holds its stdout and stderr."""
+    ``python``; the log (a temporary file, removed afterwards) holds its stdout and stderr. ``timeout``: how
+    long the app may take to answer (default 180 s, or $FER_APP_START_TIMEOUT on a busy machine)."""
+    timeout = timeout or float(os.environ.get("FER_APP_START_TIMEOUT", 180))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
     log = tempfile.TemporaryFile("w+")

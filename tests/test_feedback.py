@@ -52,6 +52,43 @@ def test_an_unknown_label_is_refused_and_nothing_is_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def live_payload(**change) -> dict:
+    """A correction as the page's live view sends it (app/static/live/correct.js)."""
+    import base64
+
+    face = synthetic_face(5, 1)
+    payload = {"face": base64.b64encode(face.tobytes()).decode(), "label": "surprise", "predicted": "fear",
+               "probs": [0.05, 0.05, 0.6, 0.1, 0.1, 0.05, 0.05], "model": "fer2013_effnet_lite0.onnx"}
+    return {**payload, **change}
+
+
+def test_a_live_view_correction_is_parsed_and_saved_as_the_48px_face(tmp_path):
+    correction = feedback.parse_correction(live_payload(), CLASSES)
+    assert correction.face.shape == (48, 48) and np.array_equal(correction.face, synthetic_face(5, 1))
+    assert correction.probs["fear"] == 0.6 and correction.predicted == "fear" and correction.label == "surprise"
+    path = feedback.save_correction(tmp_path, correction.face, correction.label, "live", correction.model,
+                                    correction.predicted, correction.probs, CLASSES)
+    assert np.array_equal(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), correction.face)  # PNG: lossless
+    (row,) = feedback.read_manifest(tmp_path)
+    assert row["source"] == "live" and row["model"] == "fer2013_effnet_lite0.onnx" and row["p_fear"] == "0.6000"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"face": "not base64!"}, "face: not base64"),
+    ({"face": "AAAA"}, "face: 3 bytes, expected 2304"),
+    ({"label": "bored"}, "label 'bored' is not one of"),
+    ({"probs": [0.5, 0.5]}, "one probability per class"),
+    ({"probs": [2, 0, 0, 0, 0, 0, 0]}, "between 0 and 1"),
+    ({"predicted": "bored"}, "predicted 'bored'"),
+    ({"model": "a\nb"}, "model:"),
+])
+def test_a_bad_live_view_correction_names_its_problem(change, message):
+    with pytest.raises(feedback.FeedbackError, match=message):
+        feedback.parse_correction(live_payload(**change), CLASSES)
+    with pytest.raises(feedback.FeedbackError, match="JSON object"):
+        feedback.parse_correction([1, 2], CLASSES)
+
+
 def test_delete_all_removes_the_corrections_and_keeps_personal_models(tmp_path):
     for i, label in enumerate(["angry", "angry", "fear"]):
         feedback.save_correction(tmp_path, synthetic_face(i, i), label, "upload", "m", "sad", probs_for("sad"), CLASSES)

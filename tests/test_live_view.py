@@ -251,6 +251,13 @@ def test_the_app_serves_the_live_view_files_and_nothing_beside_them(parity_page)
         urllib.request.urlopen(urllib.request.Request(url + "fer-live/yunet.onnx", headers={"If-None-Match": etag}))
     with urllib.request.urlopen(url + "fer-live/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm") as r:
         assert r.headers["content-type"] == "application/wasm"
+    config = json.loads(page.eval_on_selector("#device-view .fer-live", "e => e.dataset.config"))
+    with urllib.request.urlopen(url + "fer-live/model.json") as r:  # the model live now (switched with --feedback)
+        assert json.loads(r.read())["name"] == config["modelName"] == DEFAULT_ONNX.name
+    refused = urllib.request.Request(url + "fer-live/correct", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError, match="403"):  # no --feedback: no corrections, and no control
+        urllib.request.urlopen(refused)
+    assert page.query_selector("#device-view .fer-correct") is None
     for path in ("fer-live/model.pkl", "fer-live/static/../../main.py", "fer-live/static/%2e%2e/main.py",
                  "fer-live/static/../../../exports/fer2013_effnet_lite0.pkl"):
         with pytest.raises(urllib.error.HTTPError, match="404"):

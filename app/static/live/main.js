@@ -3,10 +3,14 @@
 // with onnxruntime-web). Frames never leave the device. The switch #where moves processing to the server
 // (the Gradio stream beside this view); browsers without WebAssembly are moved there automatically.
 //
+// The bar names the model the page runs; the app's model menu (with --feedback) switches it (reloadModel). With
+// --feedback, "wrong? pick the label" saves the largest face's correction (correct.js).
+//
 // Each processed frame records a User Timing measure 'fer-frame' from the camera frame's capture to its
 // drawn labels (performance.getEntriesByName('fer-frame')), with detail {workerMs, faces, full, backend}.
 
 import { cameraError, cameraUnavailable, closeCamera, onFrames, openCamera } from './camera.js';
+import { CorrectionControl } from './correct.js';
 import { drawProbabilities, drawTimeline, drawTracks } from './draw.js';
 import { hasWebAssembly } from './runtime.js';
 import { EmotionTimeline } from './timeline.js';
@@ -35,7 +39,13 @@ class LiveView {
     this.config = config;
     const q = (s) => root.querySelector(s);
     this.ui = { start: q('.fer-start'), facing: q('.fer-facing'), video: q('video'), overlay: q('.fer-overlay'),
-      status: q('.fer-status'), probs: q('.fer-probs'), plot: q('.fer-timeline'), content: q('.fer-content') };
+      status: q('.fer-status'), probs: q('.fer-probs'), plot: q('.fer-timeline'), content: q('.fer-content'),
+      model: q('.fer-model-name') };
+    this.modelName = config.modelName;  // the model the worker runs (or will load on Start)
+    this.requests = new Map();  // rid → {resolve, reject}: the worker's answers to 'model' and 'crop'
+    this.nextRid = 0;
+    const correct = q('.fer-correct');
+    this.correction = correct && config.feedback ? new CorrectionControl(correct, this, config) : null;
     this.timeline = new EmotionTimeline(config.timeline);
     this.worker = null;
     this.ready = null;
@@ -101,8 +111,10 @@ class LiveView {
     this.ready = new Promise((resolve, reject) => {
       this.worker.onmessage = (e) => {
         const m = e.data;
-        if (m.type === 'ready') { this.backend = m.backend; this.fetched = m.fetched; resolve(m.backend); }
-        else if (m.type === 'result') this.onResult(m);
+        if (m.type === 'ready') {
+          this.backend = m.backend; this.fetched = m.fetched; this.showModel(m.model); resolve(m.backend);
+        } else if (m.type === 'result') this.onResult(m);
+        else if (m.rid !== undefined && this.requests.has(m.rid)) this.answer(m);
         else if (m.type === 'error') this.onError(m, reject);
       };
       this.worker.onerror = (e) => reject(new Error(e.message || 'the worker could not start'));
@@ -111,12 +123,73 @@ class LiveView {
     return this.ready;
   }
 
+  /** Ask the worker something ('model', 'crop'); its answer, or an Error. @param {object} message @returns {Promise<object>} */
+  request(message) {
+    const rid = this.nextRid++;
+    return new Promise((resolve, reject) => {
+      this.requests.set(rid, { resolve, reject });
+      this.worker.postMessage({ ...message, rid });
+    });
+  }
+
+  answer(m) {
+    const { resolve, reject } = this.requests.get(m.rid);
+    this.requests.delete(m.rid);
+    if (m.type === 'error') reject(new Error(m.message)); else resolve(m);
+  }
+
+  /** Show which model the page runs. @param {string} name */
+  showModel(name) {
+    this.modelName = name;
+    if (this.ui.model) this.ui.model.textContent = name;
+    this.root.dataset.model = name;
+  }
+
+  /** Run the model the app serves now (its model menu switched it): the worker loads fer-live/model.onnx again
+   * when its name changed; before Start, the name is shown and Start loads it. Returns the model's name.
+   * @returns {Promise<string>} */
+  async reloadModel() {
+    let info;
+    try {
+      const response = await fetch(new URL(this.config.modelInfoUrl, document.baseURI).href, { cache: 'no-store' });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      info = await response.json();
+    } catch (e) {
+      console.warn(`fer: could not ask which model is live (${e})`);
+      return this.modelName;
+    }
+    if (!this.backend) {  // no worker yet: Start loads the live model
+      this.config.modelBytes = info.bytes;
+      this.showModel(info.name);
+      return info.name;
+    }
+    if (info.name === this.modelName) return info.name;
+    this.say(`Loading the model ${info.name} (${(info.bytes / 1e6).toFixed(1)} MB)…`);
+    try {
+      const m = await this.request({ type: 'model', url: absolute(this.config).modelUrl });
+      this.showModel(m.name);
+      this.say(`Now running ${m.name} on this device.`);
+    } catch (e) {
+      this.say(`The model ${info.name} could not run in this browser (${e?.message || e}); still running ${this.modelName}.`);
+    }
+    return this.modelName;
+  }
+
+  /** The classifier's input for the largest face of the latest frame with a face and the probabilities shown
+   * for it, or null (no face yet, or the camera is off). @returns {Promise<{face: Uint8Array, probs: number[]}|null>} */
+  async largestFace() {
+    if (!this.running || !this.worker) return null;
+    const m = await this.request({ type: 'crop' });
+    return m.face ? { face: m.face, probs: m.probs } : null;
+  }
+
   async run() {
     this.ui.start.disabled = true;
     try {
       if (!this.backend) this.say(`Loading the model (${(this.config.modelBytes / 1e6).toFixed(1)} MB) and the runtime…`);
       try {
         await this.ensureWorker();
+        await this.reloadModel();  // switched by another viewer's menu since this page loaded
       } catch (e) {
         this.fallBack(`The model could not run in this browser (${e?.message || e}); frames go to the server.`);
         return;
@@ -132,6 +205,7 @@ class LiveView {
       this.worker.postMessage({ type: 'reset' });
       this.running = true;
       this.ui.start.textContent = 'Stop';
+      this.correction?.update();
       this.say(`Processing on this device (${this.backend === 'webgpu' ? 'WebGPU' : 'WebAssembly'}); frames never leave it.`);
       this.stopFrames = onFrames(this.ui.video, (captureTime) => this.onCameraFrame(captureTime));
     } finally {
@@ -146,6 +220,7 @@ class LiveView {
     this.running = false;
     this.latest = null;
     this.ui.start.textContent = 'Start';
+    this.correction?.update();
   }
 
   onCameraFrame(captureTime) {

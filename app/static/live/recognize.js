@@ -3,6 +3,7 @@
 // around where each tracked face is expected.
 
 import { pyRound } from './box.js';
+import { facesArray } from './faces.js';
 import { region, resizeToWidth } from './images.js';
 import { FaceTracker } from './tracking.js';
 
@@ -74,6 +75,23 @@ export class VideoSession {
     const all = wanted.map((w) => (w ? probs[k++] : null));
     return { tracks: this.tracker.update(boxes, all), boxes, full, classified: chosen.length };
   }
+
+  /** Run another classifier (the page's model menu switched the model) from the next frame on; the tracks
+   * start over, so no smoothed probabilities of the old model linger. @param {import('./classify.js').Classifier} classifier */
+  useClassifier(classifier) {
+    this.classifier = classifier;
+    this.tracker.reset();
+  }
+}
+
+/** What a correction of the live view saves (fer.recognize.annotate_frame's session.largest): the classifier's
+ * input for the largest face detected in `frame` (48×48 grey, row-major) and the smoothed probabilities shown
+ * for the largest track; null without a face. @param {Image} frame @param {Box[]} boxes @param {Track[]} tracks
+ * @param {import('./faces.js').CropSpec} crop @returns {{face: Uint8Array, probs: number[]}|null} */
+export function largestFace(frame, boxes, tracks, crop) {
+  if (!boxes.length || !tracks.length) return null;
+  const box = boxes.reduce((best, b) => (b.area > best.area ? b : best));
+  return { face: facesArray(frame, [box], crop), probs: Array.from(largest(tracks).probs) };
 }
 
 /** The largest tracked face (the one whose probabilities the page shows), or null. @param {Track[]} tracks
@@ -87,29 +105,44 @@ export function largest(tracks) {
  * Python path's settings.
  * @typedef {{ortBase: string, webgpu: boolean, yunetUrl: string, modelUrl: string, classes: string[],
  *            detector: {detectWidth: number, scoreThreshold: number, nmsThreshold: number, minFace: number},
- *            crop: import('./faces.js').CropSpec, session: SessionOptions}} LiveConfig
+ *            crop: import('./faces.js').CropSpec, session: SessionOptions, modelInfoUrl: string, modelName: string,
+ *            correctUrl: string, feedback: boolean}} LiveConfig
  */
 
-/** Load the runtime and both models and return a fresh session for one stream.
- * @param {LiveConfig} config @returns {Promise<{session: VideoSession, backend: string}>} */
-export async function loadVideoSession(config) {
-  const { loadRuntime, createSession, fetchBytes } = await import('./runtime.js');
-  const { YuNetDetector } = await import('./detect.js');
+/** A classifier for the model at `url` on `backend` (WebAssembly when it fails there), run once to compile it.
+ * `name`: the model file's name, as the app sends it (the X-Fer-Model header).
+ * @param {any} ort onnxruntime-web @param {string} backend @param {string} url @param {LiveConfig} config
+ * @returns {Promise<{classifier: import('./classify.js').Classifier, backend: string, name: string}>} */
+export async function loadClassifier(ort, backend, url, config) {
+  const { createSession, fetchModel } = await import('./runtime.js');
   const { Classifier } = await import('./classify.js');
-  const { ort, backend } = await loadRuntime(config);
-  const [yunetBytes, modelBytes] = await Promise.all([fetchBytes(config.yunetUrl), fetchBytes(config.modelUrl)]);
-  // YuNet stays on WebAssembly: small dynamic-size inputs cost more in GPU dispatch than they save
-  const yunet = await createSession(ort, yunetBytes, backend === 'webgpu' ? 'wasm' : backend);
-  let model = await createSession(ort, modelBytes, backend);
+  const { bytes, name } = await fetchModel(url);
+  let model = await createSession(ort, bytes, backend);
   let classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop);
   try {
     await classifier.predictProba(new Uint8Array(48 * 48));  // a first run: compiles, and proves the backend works
   } catch (e) {
     if (model.backend === 'wasm') throw e;
     console.warn(`fer: the model failed on ${model.backend} (${e}); using WebAssembly`);
-    model = await createSession(ort, modelBytes, 'wasm');
+    model = await createSession(ort, bytes, 'wasm');
     classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop);
   }
+  return { classifier, backend: model.backend, name };
+}
+
+/** Load the runtime and both models and return a fresh session for one stream, with the runtime (for
+ * {@link loadClassifier} when the model is switched) and the model's name.
+ * @param {LiveConfig} config
+ * @returns {Promise<{session: VideoSession, backend: string, name: string, runtime: {ort: any, backend: string}}>} */
+export async function loadVideoSession(config) {
+  const { loadRuntime, createSession, fetchBytes } = await import('./runtime.js');
+  const { YuNetDetector } = await import('./detect.js');
+  const { ort, backend } = await loadRuntime(config);
+  const [yunetBytes, model] = await Promise.all([fetchBytes(config.yunetUrl),
+    loadClassifier(ort, backend, config.modelUrl, config)]);
+  // YuNet stays on WebAssembly: small dynamic-size inputs cost more in GPU dispatch than they save
+  const yunet = await createSession(ort, yunetBytes, backend === 'webgpu' ? 'wasm' : backend);
   const detector = new YuNetDetector(yunet.session, ort.Tensor, config.detector);
-  return { session: new VideoSession(detector, classifier, config.session), backend: model.backend };
+  return { session: new VideoSession(detector, model.classifier, config.session), backend: model.backend,
+    name: model.name, runtime: { ort, backend } };
 }

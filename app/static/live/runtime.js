@@ -59,3 +59,12 @@ export async function fetchBytes(url) {
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.arrayBuffer();
 }
+
+/** Fetch a model the app serves: its bytes and its file's name (the X-Fer-Model header; else the URL's last
+ * part). @param {string} url @returns {Promise<{bytes: ArrayBuffer, name: string}>} */
+export async function fetchModel(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const name = response.headers.get('x-fer-model') || new URL(url, self.location.href).pathname.split('/').pop();
+  return { bytes: await response.arrayBuffer(), name };
+}
