@@ -379,9 +379,9 @@ def markdown(report: dict) -> str:
              "Each simulated user's corrections are saved with `fer.feedback.save_correction` as the app saves "
              "them and trained with `fer.personalize`'s own `prepare` and `fit`; the heads are scored on the "
              "backbone's features of the test faces (the backbone is frozen). *seconds*: prepare (corrections, "
-             "replay faces, features) + training, wall clock, niced beside a training run that has the machine's "
-             "priority; *CPU s*: the same in CPU time, what it takes on an idle core; *load*: the 1-minute load "
-             "average after the run.", ""]
+             "replay faces, features) + training, wall clock, niced (`nice -n 19`) beside whatever else ran; "
+             "*CPU s*: the same in CPU time, what it takes on an idle core; *load*: the 1-minute load average "
+             "after the run.", ""]
     if "timing" in report:
         t = report["timing"]
         lines += ["## The whole command, timed", "",
