@@ -220,6 +220,19 @@ def median_rows(rows: list[dict], keys: list[str], group: tuple[str, ...]) -> li
                                                       for key in keys}} for k, v in sorted(out.items())]
 
 
+def record_run(study: dict, base: dict, scores: dict, gains: dict[str, str], run: dict, save) -> None:
+    """Add one run's row to ``study``: ``run`` (its n, seed, mode, setting and times), the load average, its
+    ``scores`` and each score's change from ``base`` (``gains``: change name → score name); the medians are
+    computed anew, the study saved and the row printed."""
+    row = {**run, "load_average": round(os.getloadavg()[0], 2), **scores}
+    row |= {gain: row[score] - base[score] for gain, score in gains.items()}
+    study["runs"].append(row)
+    keys = [*scores, *gains, "seconds", "cpu_seconds", "load_average"]
+    study["medians"] = median_rows(study["runs"], keys, GROUP)
+    save(study)
+    print(json.dumps(row), flush=True)
+
+
 def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
     faces, fer, plus, usage = data
     test = np.where(usage == "PublicTest")[0][:args.test_limit]
@@ -229,7 +242,6 @@ def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
     classes = trainer.classes
     base = {"ferplus": accuracy(before, plus[test], classes), "fer2013": accuracy(before, fer[test], classes)}
     study = {"pool": int(len(pool)), "test_faces": int(len(test)), "before": base, "runs": []}
-    keys = ["ferplus", "fer2013", "ferplus_gain", "fer2013_change", "seconds", "cpu_seconds", "load_average"]
     for n in args.n:
         for seed in seeds(args):
             pick = np.random.default_rng(1000 + seed).choice(pool, size=n, replace=False)
@@ -238,16 +250,14 @@ def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
                 for setting, head, seconds, cpu in trainer.runs(faces[pick], plus[pick], user_probs, mode, seed, work,
                                                                 settings(args)):
                     after = trainer.probs(head, "PublicTest")
-                    row = {"n": n, "seed": seed, "mode": mode, **setting, "seconds": seconds,
-                           "cpu_seconds": cpu, "load_average": round(os.getloadavg()[0], 2),
-                           "ferplus": accuracy(after, plus[test], classes), "fer2013": accuracy(after, fer[test], classes)}
-                    row |= {"ferplus_gain": row["ferplus"] - base["ferplus"],
-                            "fer2013_change": row["fer2013"] - base["fer2013"]}
-                    study["runs"].append(row)
-                    study["medians"] = median_rows(study["runs"], keys, GROUP)
-                    save(study)
-                    print(json.dumps(row), flush=True)
+                    record_run(study, base, {"ferplus": accuracy(after, plus[test], classes),
+                                             "fer2013": accuracy(after, fer[test], classes)},
+                               {"ferplus_gain": "ferplus", "fer2013_change": "fer2013"},
+                               {"n": n, "seed": seed, "mode": mode, **setting, "seconds": seconds,
+                                "cpu_seconds": cpu}, save)
     return study
+
+
 def scene_crops(pixels: np.ndarray, backgrounds: list, seed: int,
                 cache: str | None = None) -> tuple[list[np.ndarray], list[int]]:
     """Each face pasted upright into one of ``backgrounds`` (fer.scenes.random_scene, 60–120 px wide) and cut
@@ -316,23 +326,18 @@ def camera_study(args, data, trainer: Trainer, work: Path, save) -> dict:
              "user_faces": {"pasted": int(len(train)), "found": int(len(user_idx)), "base_wrong": int(len(wrong))},
              "test_faces": {"pasted": int(len(test_scene)), "found": int(len(test_idx)), "plain": int(len(test))},
              "before": base, "runs": []}
-    keys = ["other_scenes", "fer2013", "scene_gain", "fer2013_change", "seconds", "cpu_seconds", "load_average"]
     for n in [n for n in args.n if n <= len(wrong)]:
         for seed in seeds(args):
             pick = np.random.default_rng(2000 + seed).choice(wrong, size=n, replace=False)
             for mode in args.modes:
                 for setting, head, seconds, cpu in trainer.runs(crops[pick], fer[user_idx[pick]], user_probs[pick],
                                                                 mode, seed, work, settings(args)):
-                    row = {"n": n, "seed": seed, "mode": mode, **setting, "seconds": seconds,
-                           "cpu_seconds": cpu, "load_average": round(os.getloadavg()[0], 2),
-                           "other_scenes": accuracy(trainer.probs(head, "other scenes"), fer[test_idx], classes),
-                           "fer2013": accuracy(trainer.probs(head, "PublicTest"), fer[test], classes)}
-                    row |= {"scene_gain": row["other_scenes"] - base["other_scenes"],
-                            "fer2013_change": row["fer2013"] - base["fer2013"]}
-                    study["runs"].append(row)
-                    study["medians"] = median_rows(study["runs"], keys, GROUP)
-                    save(study)
-                    print(json.dumps(row), flush=True)
+                    record_run(study, base,
+                               {"other_scenes": accuracy(trainer.probs(head, "other scenes"), fer[test_idx], classes),
+                                "fer2013": accuracy(trainer.probs(head, "PublicTest"), fer[test], classes)},
+                               {"scene_gain": "other_scenes", "fer2013_change": "fer2013"},
+                               {"n": n, "seed": seed, "mode": mode, **setting, "seconds": seconds,
+                                "cpu_seconds": cpu}, save)
     return study
 
 
