@@ -89,7 +89,9 @@ def adjust_logits(learn, shares, power: float) -> None:
     """Lower the last linear layer's bias by ``power × log(shares)`` (logit adjustment)."""
     import torch
 
-    last = [m for m in learn.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    from fer.learner import last_linear
+
+    _, last = last_linear(learn.model)
     if last.bias is None:  # fastai's head ends in BatchNorm → Dropout → Linear without a bias
         last.bias = torch.nn.Parameter(torch.zeros(last.out_features, dtype=last.weight.dtype))
     with torch.no_grad():

@@ -278,10 +278,15 @@ def read_state(ckpt_dir: Path) -> dict:
 PHASES = ("frozen", "unfrozen")
 
 
+def last_linear(model: torch.nn.Module) -> tuple[str, torch.nn.Linear]:
+    """The classifier's last linear layer and its name in ``model``'s state dict."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+
+
 def logit_adjustment_key(model: torch.nn.Module, state: dict) -> str | None:
     """The key of the last linear layer's bias in ``state`` when ``model`` has none there (fastai's head ends in
     a bias-free Linear; ``fer.blend --prior-power`` adds one), else None."""
-    name, last = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    name, last = last_linear(model)
     key = f"{name}.bias"
     return key if last.bias is None and key in state else None
 
