@@ -14,8 +14,16 @@
 #      lr 3e-4 with an EMA of the weights (decay 0.999; the first epoch kept; ~31 min)
 #      -> runs/stage6/fer2013_effnet_lite0_ema.pkl
 #   7. stage 6, logits adjusted by 0.5 x log(class share) (fer.blend, ~1 min) -> runs/stage7/fer2013_effnet_lite0.pkl
+#      (v3, shipped until issue 20's third session)
+#   8. from stage 7's weights (its logit adjustment left out), 112 px input, the same faces, crops and FER+ votes,
+#      2 epochs at lr 4e-4 with an EMA of the weights (the second epoch kept; ~35 min)
+#      -> runs/stage8/fer2013_effnet_lite0_112.pkl
+#   9. from stage 8's weights, 1 epoch at lr 1e-4 with the FER+ votes' weight 0.25 and an EMA (~15 min)
+#      -> runs/stage9/fer2013_effnet_lite0_112_fer.pkl
+#  10. 0.5 x stage 9 + 0.5 x stage 8 (weights), logits adjusted by 0.75 x log(class share) (fer.blend, ~1 min)
+#      -> runs/stage10/fer2013_effnet_lite0.pkl (v4)
 # Everything is written under runs/ (the crops under data/). exports/ (the model the app serves) is replaced
-# only with --install, which copies stage 7's model, its ONNX twin and card there at the end.
+# only with --install, which copies stage 10's model, its ONNX twin and card there at the end.
 # Killed? Run it again: a finished stage is skipped and an interrupted one continues (--resume) from its
 # last checkpoint in runs/. Env: DATA (default data/fer2013), WEIGHTS (a local ImageNet file; when it is
 # missing, timm downloads the weights from its hub), FERPLUS (the FER+ votes, default
@@ -35,6 +43,9 @@ STAGE4=runs/stage4/fer2013_effnet_lite0_crops_ferplus.pkl
 STAGE5=runs/stage5/fer2013_effnet_lite0.pkl
 STAGE6=runs/stage6/fer2013_effnet_lite0_ema.pkl
 STAGE7=runs/stage7/fer2013_effnet_lite0.pkl
+STAGE8=runs/stage8/fer2013_effnet_lite0_112.pkl
+STAGE9=runs/stage9/fer2013_effnet_lite0_112_fer.pkl
+STAGE10=runs/stage10/fer2013_effnet_lite0.pkl
 FERPLUS=${FERPLUS:-../shared/data/ferplus_labels.csv}
 
 resume_flag() {  # --resume when the run directory holds a checkpoint of an unfinished run
@@ -77,4 +88,17 @@ fi
 if [ ! -f "$STAGE7" ]; then
   python -m fer.blend "$STAGE6" --prior-power 0.5 --data "$DATA" --out "$STAGE7"
 fi
-install_or_say "$STAGE7"
+if [ ! -f "$STAGE8" ]; then
+  python -m fer.finetune --data "${DATA}_det" --arch tf_efficientnet_lite0 --init-from "$STAGE7" \
+    --ferplus "$FERPLUS" --ferplus-weight 0.5 --ema 0.999 --size 112 --epochs 2 --freeze-epochs 0 --lr 4e-4 \
+    --out "$STAGE8" --run-dir runs/stage8 $(resume_flag runs/stage8)
+fi
+if [ ! -f "$STAGE9" ]; then
+  python -m fer.finetune --data "${DATA}_det" --arch tf_efficientnet_lite0 --init-from "$STAGE8" \
+    --ferplus "$FERPLUS" --ferplus-weight 0.25 --ema 0.999 --size 112 --epochs 1 --freeze-epochs 0 --lr 1e-4 \
+    --out "$STAGE9" --run-dir runs/stage9 $(resume_flag runs/stage9)
+fi
+if [ ! -f "$STAGE10" ]; then
+  python -m fer.blend "$STAGE9" --base "$STAGE8" --alpha 0.5 --prior-power 0.75 --data "$DATA" --out "$STAGE10"
+fi
+install_or_say "$STAGE10"
