@@ -82,6 +82,16 @@ def commands(card: dict) -> str:
         " (all stages: `bash scripts/train_default.sh`)" * (len(steps(card)) > 1))
 
 
+def suite_columns() -> str:
+    """Which models the suite's PrivateTest table holds (its columns, the shipped model last), with a link to each
+    earlier model's FER-2013 figures where docs/eval/<version>/ keeps them."""
+    names = list(json.loads((ROOT / "docs/suite/private.json").read_text()))
+    earlier = [n.split()[0] for n in names[:-1]]
+    kept = [f"[`eval/{v}/`](eval/{v}/)" for v in earlier if (ROOT / "docs/eval" / v).is_dir()]
+    figures = f"; their FER-2013 figures in {', '.join(kept)}" if kept else ""
+    return f"The models shipped before ({', '.join(earlier)}{figures}) beside this one ({names[-1].split()[0]})."
+
+
 def main() -> None:
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     plain = json.loads((ROOT / "docs/eval/test.json").read_text())
@@ -127,8 +137,7 @@ Figures: [`eval/test.json`](eval/test.json), [`eval/test_tta.json`](eval/test_tt
 
 ## The evaluation suite, PrivateTest: the faces the app serves, both label sets
 
-The models shipped before (v1 and v2; their FER-2013 figures in [`eval/v1/`](eval/v1/) and
-[`eval/v2/`](eval/v2/)) beside this one (v3). Plain faces and the faces
+{suite_columns()} Plain faces and the faces
 as the app's YuNet crops them (upright and tilted 10–25°), each against FER-2013's single labels and the
 FER+ crowd's majority labels; the serving score is the mean balanced accuracy of the six cells
 (`python -m fer.evaluate --suite --usage PrivateTest`; PublicTest, which chose the model:
