@@ -100,6 +100,13 @@ def load_data(csv_path: str, ferplus_path: str):
     return faces, fer, plus, usage
 
 
+def disagreement_pool(data) -> np.ndarray:
+    """The FER+ user's corrections are drawn from these: training faces whose FER+ majority (one of the 7
+    classes) disagrees with FER-2013's label."""
+    _, fer, plus, usage = data
+    return np.where((usage == "Training") & (plus != "") & (plus != fer))[0]
+
+
 def accuracy(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> float:
     keep = labels != ""
     return float(np.mean(np.array(classes)[probs[keep].argmax(1)] == labels[keep]))
@@ -236,7 +243,7 @@ def record_run(study: dict, base: dict, scores: dict, gains: dict[str, str], run
 def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
     faces, fer, plus, usage = data
     test = np.where(usage == "PublicTest")[0][:args.test_limit]
-    pool = np.where((usage == "Training") & (plus != "") & (plus != fer))[0]
+    pool = disagreement_pool(data)
     trainer.features("PublicTest", faces[test])
     before = trainer.probs(None, "PublicTest")
     classes = trainer.classes
@@ -351,7 +358,7 @@ def timing(args, data, work: Path) -> dict:
     from fer.model_files import load_predictor
 
     faces, fer, plus, usage = data
-    pool = np.where((usage == "Training") & (plus != "") & (plus != fer))[0]
+    pool = disagreement_pool(data)
     pick = np.random.default_rng(1000).choice(pool, size=args.timing, replace=False)
     base = load_predictor(Path(args.base).with_suffix(".onnx"))
     folder = work / "timing"

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fer.fileio import write_json_atomic  # noqa: E402
-from personalize import Trainer, accuracy, load_data  # noqa: E402  (benchmarks/personalize.py)
+from personalize import Trainer, accuracy, disagreement_pool, load_data, median_rows  # noqa: E402  (benchmarks/personalize.py)
 
 
 def parse_args(argv=None):
@@ -68,7 +68,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 def local_study(args, data, trainer: Trainer, test: np.ndarray, base: dict) -> dict:
     faces, fer, plus, usage = data
     classes = trainer.classes
-    pool = np.where((usage == "Training") & (plus != "") & (plus != fer))[0]
+    pool = disagreement_pool(data)
     near_test = unit(trainer.features("PublicTest", faces[test]))
     logits = np.log(np.clip(trainer.probs(None, "PublicTest"), 1e-8, 1))
     runs = []
@@ -91,6 +91,8 @@ def ceiling_study(args, data, trainer: Trainer, test: np.ndarray, base: dict) ->
     import torch
     import torch.nn.functional as F
 
+    from fer.personalize import train_keeping_statistics
+
     faces, fer, plus, usage = data
     classes = trainer.classes
     train = np.where((usage == "Training") & (plus != ""))[0]
@@ -101,10 +103,8 @@ def ceiling_study(args, data, trainer: Trainer, test: np.ndarray, base: dict) ->
     for seed in range(args.ceiling_seeds):
         for a in args.weights:
             torch.manual_seed(seed)
-            head = copy.deepcopy(trainer.base_head).train()
-            for m in head.modules():
-                if isinstance(m, torch.nn.BatchNorm1d):
-                    m.eval()  # the base's statistics, as fer.personalize keeps them
+            head = copy.deepcopy(trainer.base_head)
+            train_keeping_statistics(head)  # as fer.personalize trains its head
             opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.0)
             start = time.perf_counter()
             for _ in range(args.steps):
@@ -131,12 +131,8 @@ def gains(logits: np.ndarray, data, test: np.ndarray, classes: list[str], base: 
 
 
 def medians(runs: list[dict], group: tuple[str, ...]) -> list[dict]:
-    keyed: dict[tuple, list[dict]] = {}
-    for r in runs:
-        keyed.setdefault(tuple(r[g] for g in group), []).append(r)
-    keys = [k for k in runs[0] if k not in ("seed", *group)]
-    return [{**dict(zip(group, k)), "runs": len(v), **{key: round(float(np.median([r[key] for r in v])), 4)
-                                                      for key in keys}} for k, v in sorted(keyed.items())]
+    """benchmarks/personalize.py's medians of every figure of the runs, one row per ``group`` value."""
+    return median_rows(runs, [k for k in runs[0] if k not in ("seed", *group)], group)
 
 
 def markdown(report: dict) -> str:

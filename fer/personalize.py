@@ -282,6 +282,17 @@ def head_probs(head, features: np.ndarray, bs: int = 4096) -> np.ndarray:
                                for i in range(0, len(features), bs)]) if len(features) else np.zeros((0, 0))
 
 
+def train_keeping_statistics(head) -> None:
+    """``head`` in training mode with its batch norm layers kept in eval mode: the base's statistics (a batch of
+    one person's faces is not the population)."""
+    import torch
+
+    head.train()
+    for m in head.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.eval()
+
+
 def train_head(head, corrections: np.ndarray, targets: np.ndarray, replay: np.ndarray | None,
                replay_probs: np.ndarray | None, config: PersonalizeConfig) -> list[float]:
     """Train ``head`` in place: cross-entropy (label smoothing 0.1) on the corrections' features, plus
@@ -299,10 +310,7 @@ def train_head(head, corrections: np.ndarray, targets: np.ndarray, replay: np.nd
     xr = torch.from_numpy(replay) if replay is not None and len(replay) else None
     pr = torch.from_numpy(replay_probs) if xr is not None else None
     losses = []
-    head.train()
-    for m in head.modules():
-        if isinstance(m, torch.nn.BatchNorm1d):
-            m.eval()  # the base's statistics: a batch of one person's faces is not the population
+    train_keeping_statistics(head)
     for _ in progress(range(config.steps), desc="training", unit="step"):
         idx = torch.from_numpy(rng.integers(len(xc), size=min(64, len(xc))))
         loss = F.cross_entropy(head(xc[idx]), yc[idx], label_smoothing=0.1)
