@@ -17,11 +17,14 @@ Writes ``OUT`` (.pkl) and ``OUT.onnx`` with a card that records both settings an
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from pathlib import Path
 
 from fer.cli import configure_logging
+
+logger = logging.getLogger("fer.blend")  # not __name__: run as a module it is "__main__"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,11 +49,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def interpolate(tuned, base, alpha: float) -> None:
-    """``tuned``'s weights ← ``(1 − alpha) × base + alpha × tuned`` (floating-point tensors; counters stay)."""
+    """``tuned``'s weights ← ``(1 − alpha) × base + alpha × tuned`` (floating-point tensors; counters stay).
+
+    A base that is itself ``--prior-power`` adjusted (e.g. the shipped model, which ``fer.finetune --init-from``
+    tuned without its adjustment) is blended without it: its added bias is a post-hoc shift, not a weight."""
     import torch
+
+    from fer.learner import logit_adjustment_key
 
     theirs = base.model.state_dict()
     mine = tuned.model.state_dict()
+    adjusted = logit_adjustment_key(tuned.model, theirs)
+    if adjusted:
+        logger.info("--base: its logit adjustment (the last layer's bias) is left out of the blend")
+        del theirs[adjusted]
     if list(theirs) != list(mine) or any(theirs[k].shape != mine[k].shape for k in mine):
         raise ValueError("--base: not the same architecture as the tuned learner")
     with torch.no_grad():

@@ -49,6 +49,14 @@ def test_blend_interpolates_weights_and_adjusts_logits(tiny_model, tiny_data, tm
                      "--lr", "1e-2", "--out", str(again), "--run-dir", str(tmp_path / "again_run"))
     assert "logit adjustment" in result.stdout + result.stderr and again.with_suffix(".onnx").is_file()
 
+    # ... and blending that fine-tune with the adjusted learner as its base leaves the adjustment out too:
+    # the same as blending with the weights it was adjusted from
+    from_adjusted, from_plain = tmp_path / "from_adjusted.pkl", tmp_path / "from_plain.pkl"
+    result = run_cli("-m", "fer.blend", str(again), "--base", str(adjusted), "--alpha", "0.5", "--out", str(from_adjusted))
+    assert "logit adjustment" in result.stdout + result.stderr
+    run_cli("-m", "fer.blend", str(again), "--base", str(tuned), "--alpha", "0.5", "--out", str(from_plain))
+    assert np.allclose(logits(from_adjusted), logits(from_plain), atol=1e-4)
+
     for bad, message in ((["--alpha", "0.5"], "--alpha below 1 needs --base"),
                          (["--prior-power", "1"], "--prior-power needs --data"),
                          (["--base", str(tmp_path / "none.pkl"), "--alpha", "0.5"], "none.pkl: not found")):
