@@ -130,6 +130,7 @@ def test_personalize_end_to_end_writes_an_onnx_model_and_card_and_leaves_the_bas
                      "--steps", "30", "--views", "2")
     out = folder / "mine.onnx"
     assert f"wrote {out}" in result.stdout and "PublicTest, fer2013 labels (21 faces)" in result.stdout
+    assert "12 corrections (" in result.stdout  # the library's log lines reach the command's output
     assert "training" in result.stderr  # the progress bar
     card = json.loads(out.with_suffix(".json").read_text())
     info = card["personalized"]
