@@ -49,12 +49,21 @@ class Box:
     def center(self) -> Point:
         return self.x + self.w / 2, self.y + self.h / 2
 
-    def iou(self, other: "Box") -> float:
+    def intersection(self, other: "Box") -> int:
+        """The area the two boxes share."""
         ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
-        inter = ix * iy
+        return ix * iy
+
+    def iou(self, other: "Box") -> float:
+        inter = self.intersection(other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
+
+    def overlap(self, other: "Box") -> float:
+        """The share of the smaller box inside the other (1: one lies within the other)."""
+        smaller = min(self.area, other.area)
+        return self.intersection(other) / smaller if smaller > 0 else 0.0
 
     def clip(self, width: int, height: int) -> "Box":
         """The part of the box inside a width×height image (at least 1×1, always inside)."""

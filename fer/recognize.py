@@ -139,12 +139,8 @@ class VideoSession:
         self.frames += 1
         if not self.tracker.tracks or (self.frames - 1) % self.full_detect_every == 0:
             return recognizer.video_detector.detect(frame)
-        found: list[Box] = []
-        for track in self.tracker.tracks:
-            for box in self.search_near(recognizer, frame, track.expected):
-                if all(box.iou(f) < 0.5 for f in found):
-                    found.append(box)
-        return found
+        return distinct_boxes([box for track in self.tracker.tracks
+                               for box in self.search_near(recognizer, frame, track.expected)])
 
     def search_near(self, recognizer: FaceRecognizer, frame: np.ndarray, around: Box) -> list[Box]:
         """Faces in the region around ``around`` (where a tracked face is expected), searched at reduced scale."""
@@ -152,6 +148,18 @@ class VideoSession:
         roi = frame[region.y:region.y + region.h, region.x:region.x + region.w]
         small, factor = resize_to_width(roi, round(roi.shape[1] * self.search_face_width / max(around.w, 1)))
         return [b.scale(1 / factor).shift(region.x, region.y) for b in recognizer.video_detector.detect(small)]
+
+
+def distinct_boxes(boxes: list[Box], overlap: float = 0.5) -> list[Box]:
+    """One box per face when the searches near two tracked faces found it twice (the smaller box at least
+    ``overlap`` inside the other, :meth:`Box.overlap`): the one with the higher detector score, so a face cut
+    by the edge of another face's search region (a part of the face, a lower score) does not stand for it;
+    the kept boxes in their found order."""
+    kept: list[int] = []
+    for i in sorted(range(len(boxes)), key=lambda i: -(boxes[i].score or 0.0)):  # stable: ties keep found order
+        if all(boxes[i].overlap(boxes[j]) < overlap for j in kept):
+            kept.append(i)
+    return [boxes[i] for i in sorted(kept)]
 
 
 def draw_tracks(image: np.ndarray, tracks: list[Track], classes: list[str], ids: bool = False) -> None:

@@ -73,6 +73,8 @@ def test_webcam_tab_runs_the_live_view_in_the_page_by_default(page):
     page.wait_for_function("""(() => { const c = document.querySelector('#device-view .fer-timeline');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; })()""", timeout=30_000)
+    page.wait_for_function("""(() => { const e = performance.getEntriesByName('fer-frame');
+        return e[e.length - 1].detail.faces === 1; })()""", timeout=30_000)  # the picture away from the loop's cut
     shot(page, "webcam.png")
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from fer.detect import DETECTORS, Box, CropSpec, crop, face_crop, make_detector
 from fer.faces import to_face
-from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+from fer.recognize import FaceRecognizer, VideoSession, annotate_frame, distinct_boxes
 from fer.tracking import FaceTracker
 
 
@@ -223,6 +223,36 @@ def test_stream_over_a_frame_sequence(predictor, astronaut):
     for _ in range(5):
         out, probs = annotate_frame(recognizer, blank, session)
     assert probs is None and session.tracker.tracks == []  # lost: reset
+
+
+def test_distinct_boxes_keeps_the_higher_scored_of_two_finds_of_one_face():
+    whole, cut = Box(254, 58, 86, 105, score=0.93), Box(290, 64, 49, 98, score=0.87)  # a face, and it cut in half
+    other = Box(500, 60, 80, 100, score=0.5)
+    assert distinct_boxes([cut, other, whole]) == [other, whole]  # the found order of the kept ones
+    assert distinct_boxes([whole, cut]) == [whole]
+    assert distinct_boxes([Box(0, 0, 50, 50), Box(2, 2, 50, 50)]) == [Box(0, 0, 50, 50)]  # no scores (Haar): first
+    half = Box(298, 64, 42, 96, score=0.8)  # IoU with the whole face under 0.5, but all of it inside: one face
+    assert half.iou(Box(256, 58, 86, 105)) < 0.5 and distinct_boxes([half, Box(256, 58, 86, 105, score=0.9)]) == [
+        Box(256, 58, 86, 105)]
+    assert Box(0, 0, 10, 10).overlap(Box(5, 0, 100, 100)) == 0.5 and Box(0, 0, 10, 10).overlap(Box(20, 20, 5, 5)) == 0
+    assert distinct_boxes([]) == []
+
+
+def test_a_cut_leaves_the_new_track_on_the_whole_face(predictor):
+    """The browser test's fake camera: a face moving 4 px a frame for 20 frames, then back where it began (the
+    clip loops). The old track is searched for a few frames more and its search region cuts the face in half;
+    that half must not stand for the face (it did: the new track's box shrank to 60% of the face's width)."""
+    recognizer = FaceRecognizer(predictor)
+    from fer.bench import astronaut_frame
+
+    frames = [np.roll(astronaut_frame(), 4 * i, axis=1) for i in range(20)]  # tests/test_browser.py's camera
+    session = VideoSession()
+    widths = []
+    for i in range(30):
+        annotate_frame(recognizer, frames[i % 20], session)
+        widths += [t.box.w for t in session.tracker.tracks if t.misses == 0]
+    assert min(widths) >= 0.9 * np.median(widths), widths
+    assert len(session.tracker.tracks) == 1  # the old track gone after its misses
 
 
 def test_video_session_refuses_a_zero_detection_interval():

@@ -27,13 +27,24 @@ export class Box {
   /** @returns {number[]} [cx, cy] */
   get center() { return [this.x + this.w / 2, this.y + this.h / 2]; }
 
-  /** Intersection over union. @param {Box} other @returns {number} */
-  iou(other) {
+  /** The area the two boxes share. @param {Box} other @returns {number} */
+  intersection(other) {
     const ix = Math.max(0, Math.min(this.x + this.w, other.x + other.w) - Math.max(this.x, other.x));
     const iy = Math.max(0, Math.min(this.y + this.h, other.y + other.h) - Math.max(this.y, other.y));
-    const inter = ix * iy;
+    return ix * iy;
+  }
+
+  /** Intersection over union. @param {Box} other @returns {number} */
+  iou(other) {
+    const inter = this.intersection(other);
     const union = this.area + other.area - inter;
     return union > 0 ? inter / union : 0;
+  }
+
+  /** The share of the smaller box inside the other (1: one lies within the other). @param {Box} other @returns {number} */
+  overlap(other) {
+    const smaller = Math.min(this.area, other.area);
+    return smaller > 0 ? this.intersection(other) / smaller : 0;
   }
 
   /** The part inside a width×height image (at least 1×1). @param {number} width @param {number} height @returns {Box} */

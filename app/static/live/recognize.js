@@ -44,12 +44,8 @@ export class VideoSession {
       return { boxes: await this.detector.detect(frame), full: true };
     }
     const found = [];
-    for (const track of this.tracker.tracks) {
-      for (const box of await this.searchNear(frame, track.expected)) {
-        if (found.every((f) => box.iou(f) < 0.5)) found.push(box);
-      }
-    }
-    return { boxes: found, full: false };
+    for (const track of this.tracker.tracks) found.push(...await this.searchNear(frame, track.expected));
+    return { boxes: distinctBoxes(found), full: false };
   }
 
   /** Faces in the region around `around`, searched at reduced scale. @param {Image} frame @param {Box} around
@@ -82,6 +78,18 @@ export class VideoSession {
     this.classifier = classifier;
     this.tracker.reset();
   }
+}
+
+/** One box per face when the searches near two tracked faces found it twice (the smaller box at least
+ * `overlap` inside the other, Box.overlap): the one with the higher detector score, so a face cut by the edge
+ * of another face's search region does not stand for it; the kept boxes in their found order
+ * (fer.recognize.distinct_boxes).
+ * @param {import('./box.js').Box[]} boxes @param {number} [overlap] @returns {import('./box.js').Box[]} */
+export function distinctBoxes(boxes, overlap = 0.5) {
+  const order = boxes.map((_, i) => i).sort((a, b) => (boxes[b].score ?? 0) - (boxes[a].score ?? 0));  // stable
+  const kept = [];
+  for (const i of order) if (kept.every((j) => boxes[i].overlap(boxes[j]) < overlap)) kept.push(i);
+  return kept.sort((a, b) => a - b).map((i) => boxes[i]);
 }
 
 /** What a correction of the live view saves (fer.recognize.annotate_frame's session.largest): the classifier's
