@@ -1,4 +1,4 @@
-"""Score npz log-probs (logits.py) with logit adjustments T in 0..1 (subtract T*log(prior of data/fer2013/train));
+"""Score npz log-probs (session3/logits.py) with logit adjustments T in 0..1 (subtract T*log(prior of data/fer2013/train));
 the scoring is session3/analyze.py's."""
 import os, sys, numpy as np
 npz = sys.argv[1]
