@@ -1,10 +1,9 @@
 """How much of a difference between two models on the suite is noise: a paired bootstrap over the faces.
 
 python noise.py FILE.npz A B  (session3/logits.py's log-probabilities of models A and B on one split).
-Each of the three
-face sets (plain, crops upright, crops tilted) is resampled with replacement, the same draw for both models;
-prints each model's figures with their own standard errors, the difference B - A and its standard error over 2,000 draws, and how often
-B - A came out above 0.
+Each of the three face sets (plain, crops upright, crops tilted) is resampled with replacement, the same draw
+for both models; prints each model's figures with their own standard errors, the difference B - A and its
+standard error over 2,000 draws, and how often B - A came out above 0.
 """
 import sys
 import numpy as np
