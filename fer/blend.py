@@ -24,7 +24,7 @@ from pathlib import Path
 
 from fer.cli import configure_logging
 
-logger = logging.getLogger("fer.blend")  # not __name__: run as a module it is "__main__"
+logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,14 +18,16 @@ from fer.quiet import silence_known_warnings
 
 def configure_logging(verbose: bool = False) -> None:
     """Send ``fer`` log messages to stdout as plain lines (debug ones too with ``verbose``) and silence the
-    dependency warnings users cannot act on (:mod:`fer.quiet`)."""
+    dependency warnings users cannot act on (:mod:`fer.quiet`). The module run as ``python -m fer.NAME`` logs
+    as ``__main__``, not ``fer.NAME``: its messages are sent the same way."""
     silence_known_warnings()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("fer")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
+    for name in ("fer", "__main__"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+        logger.propagate = False
 
 
 DEFAULT_MODEL_HELP = ("ONNX model (.onnx; default: the shipped exports/fer2013_effnet_lite0.onnx) or exported learner "

@@ -42,7 +42,7 @@ from fer.cli import configure_logging, progress
 from fer.feedback import MANIFEST, FeedbackError, correction_files
 from fer.labels import FER2013_CLASSES, USAGE_TO_SPLIT
 
-logger = logging.getLogger("fer.personalize")  # not __name__: run as a module it is "__main__"
+logger = logging.getLogger(__name__)
 
 #: Images larger than this (shorter side, px) are photos: their largest face is cropped first.
 PHOTO_SIDE = 160
