@@ -53,6 +53,14 @@ def grey_stats(pretrained_cfg: dict | None) -> tuple[float, float]:
     return float(np.mean(pretrained_cfg["mean"])), float(np.mean(pretrained_cfg["std"]))
 
 
+def learner_stats(learn) -> tuple[float, float] | None:
+    """The grey mean/std a learner's batches are normalised with, or None when its pipeline has no Normalize."""
+    for tfm in learn.dls.valid.after_batch.fs:
+        if isinstance(tfm, Normalize):
+            return float(tfm.mean.flatten()[0]), float(tfm.std.flatten()[0])
+    return None
+
+
 def item_tfms() -> list:
     """Per-image transforms: any labelled image (any size) → 48×48, like FER-2013's faces."""
     return [Resize(FACE_SIZE, method=ResizeMethod.Squish)]

@@ -282,14 +282,16 @@ def prepare(config: TrainingConfig, run_dir: Path):
     """Everything that can fail on bad input, before the run folder is made: ``(stats, source, teachers)``."""
     from fer.learner import pretrained_cfg, read_state, require_splits
     from fer.predict import load_learner_file
-    from fer.preprocess import grey_stats
+    from fer.preprocess import grey_stats, learner_stats
 
-    stats = grey_stats(pretrained_cfg(config.arch) if not config.no_pretrained else None)
     require_splits(Path(config.data), "train", "valid")
     if config.resume and not read_state(run_dir):
         raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
     # the loader the app uses: a missing, truncated or foreign file is a message naming the path
     source = load_learner_file(config.init_from) if config.init_from else None
+    # weights from --init-from keep the normalisation they were trained with, whatever --no-pretrained says
+    stats = (source and learner_stats(source)) or grey_stats(
+        pretrained_cfg(config.arch) if not config.no_pretrained else None)
     teachers = [load_learner_file(t) for t in config.teacher]  # clear errors before the long labelling pass
     return stats, source, teachers
 

@@ -198,14 +198,20 @@ def test_class_order_is_recorded_and_kept_by_a_second_stage(tiny_data, tmp_path)
 def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_data, tmp_path):
     from fastai.learner import load_learner
 
+    from fer.preprocess import learner_stats
+
     out = tmp_path / "stage2.pkl"
     args = finetune_args(tiny_data, out, tmp_path / "run", epochs="1")
     args[args.index("--size") + 1] = "64"
+    args.remove("--no-pretrained")  # as a user would write it: the arch's ImageNet statistics are not the source's
     run_cli(*args, "--init-from", str(tiny_model), "--mixup", "0.4")
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["init_from"] == tiny_model.name and card["mixup"] == 0.4 and card["input_size"] == 64
     first, second = load_learner(tiny_model), load_learner(out)
     assert list(second.dls.vocab) == list(first.dls.vocab)
+    # the weights keep the normalisation they were trained with (the tiny model's, not ImageNet's)
+    assert learner_stats(second) == learner_stats(first) == (0.5, 0.5)
+    assert card["normalisation"] == json.loads(tiny_model.with_suffix(".json").read_text())["normalisation"]
     changed = [not (a == b).all() for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values())
                if a.is_floating_point()]
     assert any(changed), "the second stage trained the weights it started from"
