@@ -284,14 +284,14 @@ def prepare(config: TrainingConfig, run_dir: Path):
     from fer.predict import load_learner_file
     from fer.preprocess import grey_stats, learner_stats
 
+    stats = grey_stats(pretrained_cfg(config.arch) if not config.no_pretrained else None)  # checks --arch first
     require_splits(Path(config.data), "train", "valid")
     if config.resume and not read_state(run_dir):
         raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
     # the loader the app uses: a missing, truncated or foreign file is a message naming the path
     source = load_learner_file(config.init_from) if config.init_from else None
     # weights from --init-from keep the normalisation they were trained with, whatever --no-pretrained says
-    stats = (source and learner_stats(source)) or grey_stats(
-        pretrained_cfg(config.arch) if not config.no_pretrained else None)
+    stats = (source and learner_stats(source)) or stats
     teachers = [load_learner_file(t) for t in config.teacher]  # clear errors before the long labelling pass
     return stats, source, teachers
 
