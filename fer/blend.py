@@ -76,7 +76,7 @@ def check_same_preprocessing(tuned, base) -> None:
     from fer.preprocess import inference_module, validation_pipeline
 
     mine, theirs = (inference_module(validation_pipeline(learn)) for learn in (tuned, base))
-    described = [None if m is None else (tuple(m.size), float(m.mean.flatten()[0]), float(m.std.flatten()[0]))
+    described = [None if m is None else (tuple(m.size), *m.stats)
                  for m in (mine, theirs)]
     if None in described or described[0] != described[1]:
         raise ValueError(f"--base: its input preprocessing {described[1]} differs from the tuned learner's "

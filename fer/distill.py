@@ -90,7 +90,7 @@ class Teacher:
         pre = inference_module(validation_pipeline(learn))
         if pre is None:
             raise ValueError(f"--teacher {name}: its preprocessing is not resize + normalise")
-        return cls(learn.model, pre.size, float(pre.mean.flatten()[0]), float(pre.std.flatten()[0]), fold, name)
+        return cls(learn.model, pre.size, *pre.stats, fold, name)
 
     def probs(self, x01: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a batch of [0, 1] grey images (any size)."""

@@ -239,9 +239,8 @@ class Backbone:
         if self.preprocess is None:
             raise ValueError("the base model's preprocessing is not resize + normalise: cannot personalise it")
         size = tuple(self.preprocess.size)
-        stats = (float(self.preprocess.mean.flatten()[0]), float(self.preprocess.std.flatten()[0]))
-        self.augment = Pipeline([IntToFloatTensor(), *batch_tfms(size[0], stats, AUGMENT_PRESETS["default"])],
-                                split_idx=0)
+        augment = batch_tfms(size[0], self.preprocess.stats, AUGMENT_PRESETS["default"])
+        self.augment = Pipeline([IntToFloatTensor(), *augment], split_idx=0)
         body, head = learn.model[0], learn.model[1]
         trunk = torch.nn.Sequential(body, head[0], head[1]).eval()  # pooling and flatten: the head's first steps
         self.fn, self.backend = compile_for_inference(trunk, (2, 1, *size))

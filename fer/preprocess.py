@@ -55,7 +55,7 @@ def grey_stats(pretrained_cfg: dict | None) -> tuple[float, float]:
 
 def learner_stats(learn) -> tuple[float, float] | None:
     """The grey mean/std a learner's batches are normalised with, or None when its pipeline has no Normalize."""
-    for tfm in learn.dls.valid.after_batch.fs:
+    for tfm in validation_pipeline(learn).fs:
         if isinstance(tfm, Normalize):
             return float(tfm.mean.flatten()[0]), float(tfm.std.flatten()[0])
     return None
@@ -273,6 +273,11 @@ class InferencePreprocess(torch.nn.Module):
         self.div, self.size, self.align_corners = float(div), tuple(size), bool(align_corners)
         self.register_buffer("mean", mean.detach().clone().float().reshape(1, -1, 1, 1))
         self.register_buffer("std", std.detach().clone().float().reshape(1, -1, 1, 1))
+
+    @property
+    def stats(self) -> tuple[float, float]:
+        """The grey ``(mean, std)`` it normalises with."""
+        return float(self.mean.flatten()[0]), float(self.std.flatten()[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float() / self.div

@@ -291,7 +291,8 @@ def prepare(config: TrainingConfig, run_dir: Path):
     # the loader the app uses: a missing, truncated or foreign file is a message naming the path
     source = load_learner_file(config.init_from) if config.init_from else None
     # weights from --init-from keep the normalisation they were trained with, whatever --no-pretrained says
-    stats = (source and learner_stats(source)) or stats
+    if source is not None:
+        stats = learner_stats(source) or stats
     teachers = [load_learner_file(t) for t in config.teacher]  # clear errors before the long labelling pass
     return stats, source, teachers
 
