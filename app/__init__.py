@@ -1,1 +1,2 @@
-"""The Gradio app (``python app/main.py``, or ``fer-app`` once installed)."""
+"""The front ends on fer's library: the Gradio app (``fer-app``, ``python -m fer_app``; :mod:`fer_app.main`)
+and the helpers that drive it from outside in tests and benchmarks (:mod:`fer_app.testing`)."""

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from math import nan
 from pathlib import Path
 
-from fer.detect import CropSpec
+from fer.serving.detect import CropSpec
 
 #: name → extra fer.finetune options
 VARIANTS = {

@@ -35,10 +35,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from fer.scenes import photo_faces  # noqa: E402
-from benchmarks.video_clips import write_clip  # noqa: E402
+from fer.evaluation.scenes import photo_faces, write_clip
 
 #: The shipped model as ONNX (torch-free; the .pkl runs the same ONNX graph after a few seconds of export).
 DEFAULT_MODEL = ROOT / "exports" / "fer2013_effnet_lite0.onnx"

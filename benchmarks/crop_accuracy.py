@@ -22,16 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from fer.scenes import SCENE_SIZE, fer_test_faces, match, random_scene, scene_backgrounds  # noqa: E402
-
-from fer.detect import CropSpec, face_crop, make_detector  # noqa: E402
-from fer.images import to_grey  # noqa: E402
-from fer.card import DEFAULT_MODEL  # noqa: E402
-from fer.predict import FacePredictor  # noqa: E402
-from fer.faces import to_face  # noqa: E402
-from fer.recognize import PHOTO_DETECT_WIDTH  # noqa: E402
+from fer.core.card import DEFAULT_MODEL
+from fer.core.images import to_grey
+from fer.evaluation.scenes import SCENE_SIZE, fer_test_faces, match, random_scene, scene_backgrounds
+from fer.serving.detect import CropSpec, face_crop, make_detector
+from fer.serving.faces import to_face
+from fer.serving.recognize import PHOTO_DETECT_WIDTH
+from fer.training.predict import FacePredictor
 
 SIZE = SCENE_SIZE
 SPECS = {

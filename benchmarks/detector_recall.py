@@ -21,11 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from fer.scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, paste, photo_faces  # noqa: E402
-
-from fer.detect import Box, make_detector  # noqa: E402
+from fer.evaluation.scenes import BACKGROUNDS, background, fer_face, fer_test_faces, match, paste, photo_faces
+from fer.serving.detect import Box, make_detector
 
 SIZE = (1280, 886)
 FACES_PER_PHOTO = 6

@@ -23,12 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from apprunner import CHROMIUM, FLAGS, running_app, write_y4m  # noqa: E402
-from fer.model_files import DEFAULT_ONNX  # noqa: E402
+from fer.serving.model_files import DEFAULT_ONNX
+from fer_app.testing import CHROMIUM, FLAGS, running_app, write_y4m
 
 #: The live view's frames: a 640×480 camera at 30 frames/s, the astronaut drifting 2 px a frame and back.
 CAMERA = (640, 480, 30)
@@ -146,7 +144,7 @@ def main() -> int:
                       "app_cpu_at_most_5_percent": result["viewers_at_once"]["app_cpu_percent_of_one_core"] <= 5}
     print(json.dumps(result, indent=2))
     if args.json:
-        from fer.fileio import write_json_atomic
+        from fer.core.fileio import write_json_atomic
 
         write_json_atomic(args.json, result)
     return 0 if all(result["bars"].values()) else 1

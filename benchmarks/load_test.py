@@ -16,13 +16,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from apprunner import CHROMIUM, FLAGS, running_app, write_y4m  # noqa: E402
-from fer.card import DEFAULT_MODEL  # noqa: E402
+from fer.core.card import DEFAULT_MODEL
+from fer_app.testing import CHROMIUM, FLAGS, running_app, write_y4m
 
 
 def upload_load(url: str, photo: Path, clients: int, uploads: int) -> dict:

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fer.export import check_faces  # noqa: E402
-from fer.onnx_predict import OnnxFacePredictor  # noqa: E402
+from fer.serving.onnx_predict import OnnxFacePredictor
+from fer.training.export import check_faces
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,12 @@ faces, how much of FER-2013 does it forget, and how long does it take?
     FER+ majority disagrees with FER-2013's label. Measured on PublicTest with FER+ majority labels (the user's
     view of new faces; contempt, unknown and not-a-face left out) and FER-2013 labels (forgetting).
 (b) `camera`: a new camera. PrivateTest faces (never seen by the base model) pasted upright into one scene style (the `coffee` photo, faces 60–120
-    px wide, fer.scenes) and cut out by YuNet as the app does; the user corrects N crops the base model gets
+    px wide, fer.evaluation.scenes) and cut out by YuNet as the app does; the user corrects N crops the base model gets
     wrong, with their FER-2013 labels (so what changes is the camera, not the taste). Measured on PublicTest
     faces pasted into the other scene styles the same way, and on plain PublicTest (forgetting).
 
-Every correction is saved with fer.feedback.save_correction, as the app saves it, and read back by
-fer.personalize.prepare (corrections, replayed faces, features); fer.personalize.fit then trains one head per
+Every correction is saved with fer.serving.feedback.save_correction, as the app saves it, and read back by
+fer.training.personalize.prepare (corrections, replayed faces, features); fer.training.personalize.fit then trains one head per
 setting (--anchor × --replay-weight) on the same features. The backbone is frozen, so the heads are scored on
 the backbone's features of the test faces, computed once: the exported model's output, as fer.personalize's
 own before/after card figures are. --timing N also runs the whole command a user runs (`python -m
@@ -41,10 +41,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from fer.fileio import write_json_atomic  # noqa: E402
-from fer.labels import FER2013_CLASSES  # noqa: E402
+from fer.core.fileio import write_json_atomic
+from fer.core.labels import FER2013_CLASSES
 
 CLASSES = list(FER2013_CLASSES)
 SCENE_BACKGROUND = "coffee"
@@ -89,7 +87,7 @@ def seeds(args) -> list[int]:
 
 
 def load_data(csv_path: str, ferplus_path: str):
-    from fer.dataset import ferplus_majority, read_rows
+    from fer.core.dataset import ferplus_majority, read_rows
 
     rows = list(read_rows(csv_path))
     majority = ferplus_majority(ferplus_path)
@@ -113,7 +111,7 @@ def accuracy(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> float
 
 
 def write_corrections(folder: Path, faces: np.ndarray, labels, predicted_probs: np.ndarray, classes) -> None:
-    from fer.feedback import save_correction
+    from fer.serving.feedback import save_correction
 
     for face, label, p in zip(faces, labels, predicted_probs):
         probs = dict(zip(classes, map(float, p)))
@@ -123,7 +121,7 @@ def write_corrections(folder: Path, faces: np.ndarray, labels, predicted_probs: 
 
 def settings(args) -> list[dict]:
     """The settings to run: every --anchor × every --replay-weight (fer.personalize's defaults when not given)."""
-    from fer.personalize import PersonalizeConfig
+    from fer.training.config import PersonalizeConfig
 
     default = PersonalizeConfig(feedback="", out="")
     return [{"anchor": a, "replay_weight": w} for a in args.anchor or [default.anchor]
@@ -131,7 +129,7 @@ def settings(args) -> list[dict]:
 
 
 class CachedBackbone:
-    """fer.personalize.Backbone whose features of un-augmented faces are kept (in memory, and in ``folder`` when
+    """fer.training.personalize.Backbone whose features of un-augmented faces are kept (in memory, and in ``folder`` when
     given) by the base model and the faces' bytes: the same replayed faces, test faces and crops come back for
     every setting, seed and process. Augmented views are computed every time (they are random)."""
 
@@ -163,15 +161,15 @@ class CachedBackbone:
 
 
 class Trainer:
-    """fer.personalize's own steps on a shared base model: :func:`fer.personalize.prepare` (the corrections
+    """fer.personalize's own steps on a shared base model: :func:`fer.training.personalize.prepare` (the corrections
     read from the folder the app's code wrote, the replayed faces, the backbone's features) once per
-    simulated user, then :func:`fer.personalize.fit` once per --anchor; the heads are scored on the test
+    simulated user, then :func:`fer.training.personalize.fit` once per --anchor; the heads are scored on the test
     faces' features (computed once: the backbone is frozen, so this is the exported model's output, as
     fer.personalize's own before/after card figures are). ``seconds``: prepare + fit, wall clock;
     ``cpu_seconds``: the same in CPU time (this process)."""
 
     def __init__(self, base: str, csv_path: str, cache: str | None = None):
-        from fer.personalize import Backbone, load_base, trainable_head
+        from fer.training.personalize import Backbone, load_base, trainable_head
 
         self.learn, self.base_path = load_base(base)
         self.backbone = CachedBackbone(Backbone(self.learn), self.base_path, cache)
@@ -187,12 +185,12 @@ class Trainer:
 
     def base_probs(self, faces) -> np.ndarray:
         """The base model's probabilities for some faces (what the app's manifest records for a correction)."""
-        from fer.personalize import head_probs
+        from fer.training.personalize import head_probs
 
         return head_probs(self.base_head, self.backbone.features(np.stack(list(faces)), desc="base"))
 
     def probs(self, head, name: str) -> np.ndarray:
-        from fer.personalize import head_probs
+        from fer.training.personalize import head_probs
 
         return head_probs(head or self.base_head, self._features[name])
 
@@ -202,7 +200,8 @@ class Trainer:
         import dataclasses
         import shutil
 
-        from fer.personalize import PersonalizeConfig, fit, prepare
+        from fer.training.config import PersonalizeConfig
+        from fer.training.personalize import fit, prepare
 
         folder = work / f"fb-{mode}-{seed}-{len(faces)}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -267,7 +266,7 @@ def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
 
 def scene_crops(pixels: np.ndarray, backgrounds: list, seed: int,
                 cache: str | None = None) -> tuple[list[np.ndarray], list[int]]:
-    """Each face pasted upright into one of ``backgrounds`` (fer.scenes.random_scene, 60–120 px wide) and cut
+    """Each face pasted upright into one of ``backgrounds`` (fer.evaluation.scenes.random_scene, 60–120 px wide) and cut
     out by YuNet as the app does (data_scripts/detector_crops.py's detector_crop); the crops and the indices
     of the faces found. Kept in ``cache`` (a folder) when given: the same faces, scenes and seed give the same
     crops."""
@@ -282,9 +281,9 @@ def scene_crops(pixels: np.ndarray, backgrounds: list, seed: int,
             kept = np.load(path)
             return list(kept["crops"]), [int(i) for i in kept["found"]]
     from data_scripts.detector_crops import detector_crop
-    from fer.cli import progress
-    from fer.detect import CropSpec, make_detector
-    from fer.recognize import PHOTO_DETECT_WIDTH
+    from fer.core.cli import progress
+    from fer.serving.detect import CropSpec, make_detector
+    from fer.serving.recognize import PHOTO_DETECT_WIDTH
 
     detector = make_detector("yunet", PHOTO_DETECT_WIDTH)
     crops, found = [], []
@@ -305,8 +304,8 @@ def camera_study(args, data, trainer: Trainer, work: Path, save) -> dict:
     """(b) A new camera: the user's corrections are YuNet crops of faces the base model never saw (PrivateTest)
     in one scene style (the `coffee` photo), those it gets wrong; tested on PublicTest faces in the other scene
     styles. The user's labels are FER-2013's: the change measured is the camera's, not a change of taste."""
-    from fer.faces import to_face
-    from fer.scenes import BACKGROUNDS, SCENE_SIZE, background
+    from fer.evaluation.scenes import BACKGROUNDS, SCENE_SIZE, background
+    from fer.serving.faces import to_face
 
     faces, fer, plus, usage = data
     classes = trainer.classes
@@ -355,7 +354,7 @@ def timing(args, data, work: Path) -> dict:
     import resource
     import subprocess
 
-    from fer.model_files import load_predictor
+    from fer.serving.model_files import load_predictor
 
     faces, fer, plus, usage = data
     pool = disagreement_pool(data)
@@ -388,7 +387,7 @@ def markdown(report: dict) -> str:
     lines = ["# Personal models from corrections (issue 22)", "", *[f"- {c}" for c in commands], "",
              f"Machine: {report['machine']}; load average at start {report['load_average_start']}, at end "
              f"{report.get('load_average_end')}. Base: `{report['base']}`. Medians of {report['seeds']} seeds. "
-             "Each simulated user's corrections are saved with `fer.feedback.save_correction` as the app saves "
+             "Each simulated user's corrections are saved with `fer.serving.feedback.save_correction` as the app saves "
              "them and trained with `fer.personalize`'s own `prepare` and `fit`; the heads are scored on the "
              "backbone's features of the test faces (the backbone is frozen). *seconds*: prepare (corrections, "
              "replay faces, features) + training, wall clock, niced (`nice -n 19`) beside whatever else ran; "
@@ -477,7 +476,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.merge:
         return merge(args, argv)
-    from fer.cli import configure_logging
+    from fer.core.cli import configure_logging
 
     configure_logging()
     start = time.time()

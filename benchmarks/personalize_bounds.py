@@ -1,7 +1,7 @@
 """How far can a personal model go for issue 22's simulated FER+ user? Two studies beside
 benchmarks/personalize.py's, on the same base model, corrections and test faces:
 
-    python benchmarks/personalize_bounds.py --csv ../shared/data/fer2013.csv.gz \\
+    python -m benchmarks.personalize_bounds --csv ../shared/data/fer2013.csv.gz \\
         --ferplus ../shared/data/ferplus_labels.csv --cache runs/pcache \\
         --json docs/personalize_bounds.json --md docs/personalize_bounds.md
 
@@ -34,11 +34,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from fer.fileio import write_json_atomic  # noqa: E402
-from personalize import Trainer, accuracy, disagreement_pool, load_data, median_rows  # noqa: E402  (benchmarks/personalize.py)
+from benchmarks.personalize import Trainer, accuracy, disagreement_pool, load_data, median_rows
+from fer.core.fileio import write_json_atomic
 
 
 def parse_args(argv=None):
@@ -91,7 +88,7 @@ def ceiling_study(args, data, trainer: Trainer, test: np.ndarray, base: dict) ->
     import torch
     import torch.nn.functional as F
 
-    from fer.personalize import train_keeping_statistics
+    from fer.training.personalize import train_keeping_statistics
 
     faces, fer, plus, usage = data
     classes = trainer.classes
@@ -174,7 +171,7 @@ def main(argv=None) -> int:
     trainer.features("PublicTest", faces[test])
     before = trainer.probs(None, "PublicTest")
     base = {"ferplus": accuracy(before, plus[test], trainer.classes), "fer2013": accuracy(before, fer[test], trainer.classes)}
-    report = {"command": "python benchmarks/personalize_bounds.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+    report = {"command": "python -m benchmarks.personalize_bounds " + shlex.join(sys.argv[1:] if argv is None else argv),
               "base": Path(args.base).name, "before": base, "test_faces": int(len(test)), "seeds": args.seeds,
               "ceiling_seeds": args.ceiling_seeds}
     start = time.time()

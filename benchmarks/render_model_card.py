@@ -11,13 +11,10 @@ the evaluation suite's PrivateTest table (docs/suite/private.md).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from fer.card import DEFAULT_LEARNER as DEFAULT_MODEL  # noqa: E402
+from fer.core.card import DEFAULT_LEARNER as DEFAULT_MODEL
 
 
 def stage_recipe(card: dict) -> str:

@@ -15,12 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fer.bench import astronaut_frame, interleaved_ms  # noqa: E402
-from fer.card import DEFAULT_MODEL  # noqa: E402
-from fer.cli import configure_logging  # noqa: E402
-from fer.recognize import FaceRecognizer, VideoSession, annotate_frame  # noqa: E402
+from fer.bench import astronaut_frame, interleaved_ms
+from fer.core.card import DEFAULT_MODEL
+from fer.core.cli import configure_logging
+from fer.serving.recognize import FaceRecognizer, VideoSession, annotate_frame
 
 SCHEDULES = {
     "full detection every frame": dict(full_detect_every=1),

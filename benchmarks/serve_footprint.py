@@ -23,9 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-
-from apprunner import free_port, wait_until_answering  # noqa: E402
+from fer_app.testing import free_port, wait_until_answering
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -80,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (name and python and model):
             p.error(f"--run {spec}: expected NAME=PYTHON:MODEL")
         configs[name] = (python, model)
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     photo = Path(tempfile.mkdtemp()) / "astronaut.png"
     Image.fromarray(data.astronaut()).save(photo)

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from fer import learner as fl  # noqa: E402
-from fer.preprocess import grey_stats  # noqa: E402
+from fer.training import learner as fl
+from fer.training.preprocess import grey_stats
 
 
 def bare_images_per_s(model: torch.nn.Module, size: int, bs: int, steps: int, bf16: bool = False) -> float:
@@ -36,7 +32,7 @@ def bare_images_per_s(model: torch.nn.Module, size: int, bs: int, steps: int, bf
 
 
 def fastai_images_per_s(learn, steps: int) -> float:
-    from fastai.callback.core import CancelFitException, Callback
+    from fastai.callback.core import Callback, CancelFitException
 
     class Stop(Callback):
         def before_fit(self): self.times = []

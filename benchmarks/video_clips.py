@@ -16,46 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fer.scenes import background, paste, photo_faces  # noqa: E402
-
-#: The clip's three parts, as fractions of its length: one moving face, no face, two faces.
-SEGMENTS = (0.4, 0.2, 0.4)
-
-
-def clip_frames(width: int, height: int, n_frames: int):
-    """RGB frames: face A moving left to right (first 40 %), the empty background (20 %), faces A and B
-    (last 40 %); each face about a quarter of the frame's height wide."""
-    faces = {f.name: f for f in photo_faces()}
-    astronaut, hopper = faces["astronaut"], faces["hopper"]
-    scene = background("coffee", width, height)
-    face_w = height / 4
-    first, cut = round(n_frames * SEGMENTS[0]), round(n_frames * (SEGMENTS[0] + SEGMENTS[1]))
-    for i in range(n_frames):
-        frame = scene.copy()
-        if i < first:
-            x = width * (0.3 + 0.4 * i / max(1, first - 1))
-            paste(frame, astronaut, face_w, (x, height * 0.45))
-        elif i >= cut:
-            paste(frame, astronaut, face_w, (width * 0.28, height * 0.45))
-            paste(frame, hopper, face_w, (width * 0.72, height * 0.5))
-        yield frame
-
-
-def write_clip(path: str | Path, width: int = 640, height: int = 480, n_frames: int = 30, fps: float = 10.0) -> Path:
-    """Write :func:`clip_frames` as a video (MP4 ``mp4v``, or AVI ``MJPG`` by the file's ending)."""
-    path = Path(path)
-    codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"cannot write {path}")
-    for frame in clip_frames(width, height, n_frames):
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+from fer.evaluation.scenes import write_clip
 
 
 def main() -> int:

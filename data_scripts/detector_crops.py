@@ -7,8 +7,8 @@ Serving finds a face with YuNet and classifies a crop of the detector's box; FER
 hand. To train on the serving framing too, every image of the chosen splits (default: train) is pasted
 into a 640×480 background photo the way benchmarks/crop_accuracy.py does (fer/scenes.py: width
 48–240 px log-uniform, a random place, a fraction tilted 10–25° either way), YuNet looks for it at the
-app's photo settings (fer.recognize.PHOTO_DETECT_WIDTH), the detection that matches the pasted face (IoU)
-is cropped with the app's crop (fer.detect.CropSpec(): square, no margin, no alignment) and brought to a
+app's photo settings (fer.serving.recognize.PHOTO_DETECT_WIDTH), the detection that matches the pasted face (IoU)
+is cropped with the app's crop (fer.serving.detect.CropSpec(): square, no margin, no alignment) and brought to a
 48×48 grey face, and that is written as OUT/<split>/<class>/<row>_det.png. Faces the detector misses are
 counted and skipped (serving never sees them either).
 
@@ -33,9 +33,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # fer and benchmarks, from a checkout without installing
 
-from fer.extras import exit_on_missing_extra  # noqa: E402
+from fer.core.extras import exit_on_missing_extra
 
 SPLITS = ("train", "valid", "test")
 #: Name of a crop beside its original: <row>.png → <row>_det.png.
@@ -90,7 +89,7 @@ def row_key(path: Path) -> int:
 def list_images(data: Path, split: str, limit: int | None) -> list[tuple[str, Path]]:
     """``(class, image)`` for the images of one split (the first ``limit`` of each class), in class then row
     order; crops already there are left out."""
-    from fer.images import IMAGE_SUFFIXES
+    from fer.core.images import IMAGE_SUFFIXES
 
     found = []
     for class_dir in sorted(p for p in (data / split).iterdir() if p.is_dir()):
@@ -135,8 +134,8 @@ def init_worker(backgrounds: list, out: str, seed: int, tilted_fraction: float, 
     """Per process: one detector (as the app makes it for photos), single-threaded OpenCV."""
     import cv2
 
-    from fer.detect import CropSpec, make_detector
-    from fer.recognize import PHOTO_DETECT_WIDTH
+    from fer.serving.detect import CropSpec, make_detector
+    from fer.serving.recognize import PHOTO_DETECT_WIDTH
 
     cv2.setNumThreads(1)  # the processes are the parallelism; and the same arithmetic however many there are
     _WORKER.update(detector=make_detector("yunet", PHOTO_DETECT_WIDTH), spec=CropSpec(), backgrounds=backgrounds,
@@ -155,17 +154,17 @@ def detector_crop(pixels, rng, detector, backgrounds: list, tilted_fraction: flo
                   spec=None):
     """Paste ``pixels`` (a grey face) into a random scene, detect, crop the matching detection as serving
     does: ``(48×48 grey face or None when the detector misses it, tilted)``."""
-    from fer.scenes import match, random_scene
-    from fer.detect import CropSpec, face_crop
-    from fer.faces import to_face
-    from fer.images import to_grey
+    from fer.core.images import to_grey
+    from fer.evaluation.scenes import match, random_scene
+    from fer.serving.detect import CropSpec, face_crop
+    from fer.serving.faces import to_face
 
     tilted = bool(rng.random() < tilted_fraction)
     scene, truth = random_scene(pixels, rng, backgrounds, tilted, widths)
     matched, _ = match(detector.detect(scene), [truth], MATCH_MIN_IOU)
     if 0 not in matched:
         return None, tilted
-    # fer.recognize.FaceRecognizer.crops, then the predictor's to_face: grey image, crop, 48×48
+    # fer.serving.recognize.FaceRecognizer.crops, then the predictor's to_face: grey image, crop, 48×48
     return to_face(face_crop(to_grey(scene), matched[0], spec or CropSpec())), tilted
 
 
@@ -175,7 +174,7 @@ def process(task: tuple[str, str, str]) -> tuple[str, str, str, bool, bool | Non
     import cv2
     import numpy as np
 
-    from fer.fileio import write_bytes_atomic
+    from fer.core.fileio import write_bytes_atomic
 
     split, name, path = task
     w = _WORKER
@@ -199,14 +198,14 @@ def build(args: argparse.Namespace) -> dict:
     data, out = Path(args.data), Path(args.out)
     check_paths(data, out, args.splits, args.overwrite)
     try:
-        from fer.scenes import BACKGROUNDS, SCENE_SIZE, TILT_DEGREES, scene_backgrounds
+        from fer.evaluation.scenes import BACKGROUNDS, SCENE_SIZE, TILT_DEGREES, scene_backgrounds
         backgrounds = scene_backgrounds(SCENE_SIZE)
     except ImportError as e:
         raise BuildError(f"the background photos need scikit-image ({e}): pip install -e '.[bench]'") from None
-    from fer.cli import progress
-    from fer.detect import YUNET_MODEL, CropSpec, YuNetFaceDetector
-    from fer.fileio import write_json_atomic
-    from fer.recognize import PHOTO_DETECT_WIDTH
+    from fer.core.cli import progress
+    from fer.core.fileio import write_json_atomic
+    from fer.serving.detect import YUNET_MODEL, CropSpec, YuNetFaceDetector
+    from fer.serving.recognize import PHOTO_DETECT_WIDTH
 
     start = time.perf_counter()
     images = {split: list_images(data, split, args.limit) for split in args.splits}

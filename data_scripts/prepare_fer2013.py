@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from fer.extras import exit_on_missing_extra  # noqa: E402
+from fer.core.extras import exit_on_missing_extra
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from fer.cli import configure_logging
-    from fer.dataset import BadRowError, CsvFormatError, convert_csv, explore
+    from fer.core.cli import configure_logging
+    from fer.core.dataset import BadRowError, CsvFormatError, convert_csv, explore
 
     configure_logging()
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fer.labels import FER2013_CLASSES, FERPLUS_CLASSES
+from fer.core.labels import FER2013_CLASSES, FERPLUS_CLASSES
 
 if TYPE_CHECKING:  # the heavy parts (torch, fastai, OpenCV) load on first use, not on `import fer`
     from fer.api import Face, Model

@@ -17,8 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from fer.cli import add_batch_options, add_model_options, check_batch_options, check_model_options
-from fer.extras import exit_on_missing_extra
+from fer.core.extras import exit_on_missing_extra
+from fer.serving.cli import add_batch_options, add_model_options, batch_options, check_model_options
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,11 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_batch_options(p)
     args = p.parse_args(argv)
     check_model_options(p, args)
-    check_batch_options(p, args)
+    args.batch = batch_options(p, args)
     if not args.paths and not args.files_from:
         p.error("name photos, videos or folders (or --files-from LIST)")
-    if args.every < 1:
-        p.error(f"--every {args.every}: must be 1 or more")
     return args
 
 
@@ -45,9 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
-    from fer.batch import BatchError, JobOptions, ModelSpec, collect_inputs
-    from fer.cli import batch_threads, configure_logging, run_batch
-    from fer.video import batch_analyzers
+    from fer.core.cli import configure_logging
+    from fer.serving.batch import BatchError, collect_inputs
+    from fer.serving.cli import model_spec, run_batch
 
     configure_logging()
     try:
@@ -59,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no images or videos found in {', '.join(map(str, args.paths + args.files_from))}",
               file=sys.stderr)
         return 2
-    spec = ModelSpec.of(args.model, args.detector, args.min_face, args.score)
-    options = JobOptions(spec, batch_threads(args), args.every, analyzers=batch_analyzers())
-    return run_batch(args, tasks, missing, options, "files", args.json)
-from fer.extras import exit_on_missing_extra
+    return run_batch(args.batch, model_spec(args), tasks, missing, "files", args.json, args.quiet)
 
 
 if __name__ == "__main__":

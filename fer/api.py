@@ -9,14 +9,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from fer.batch import ModelSpec
-from fer.detect import DETECTORS
-from fer.images import FULL_SIZE, ImageError, as_rgb_frame, load_image
-from fer.recognize import FaceRecognizer, FaceResult
+from fer.core.images import FULL_SIZE, ImageError, as_rgb_frame, load_image
+from fer.serving.batch import BatchOptions, ModelSpec
+from fer.serving.detect import DETECTORS
+from fer.serving.recognize import FaceRecognizer, FaceResult
 
 #: A face found in a photo: ``box`` (x, y, w, h, score, landmarks), ``label``, ``confidence``,
 #: ``probabilities`` (class → probability) and ``landmarks`` (name → (x, y)).
@@ -37,64 +38,55 @@ class Model:
 
     def analyze(self, image: np.ndarray | str | Path) -> list[Face]:
         """Every face in a photo (a file path, or an RGB/grey uint8 array), left to right.
-        Raises :class:`fer.images.ImageError` naming the problem for a file that is not a usable image."""
+        Raises :class:`fer.core.images.ImageError` naming the problem for a file that is not a usable image."""
         return self.recognizer.analyze(read_image(image))
 
     def video(self, path: str | Path, every: int = 1, out_dir: str | Path | None = None):
         """A video's faces as a pandas DataFrame, one row per analysed frame and face (columns as the CSV of
         ``python -m fer.video``: frame, time_s, face_id, box, landmarks, probabilities, label). With ``out_dir``
-        the annotated MP4, CSV and plots are written there too. Raises :class:`fer.video.VideoError` for a
+        the annotated MP4, CSV and plots are written there too. Raises :class:`fer.serving.video.VideoError` for a
         file that cannot be read; a file that breaks off partway gives the rows read so far, with
         ``df.attrs["complete"] == False`` and ``df.attrs["problem"]`` saying why."""
-        from fer.video import analyze_video_to_frame
+        from fer.serving.video import analyze_video_to_frame
 
         return analyze_video_to_frame(self.recognizer, path, every=every, out_dir=out_dir)
 
-    def analyze_many(self, paths, workers: int = 1, threads: int | None = None, csv: str | Path | None = None,
-                     resume: bool = False, overwrite: bool = False, address: str | None = None,
-                     engine: str = "local", every: int = 1, files_from=()):
+    def analyze_many(self, paths, options: BatchOptions | None = None, **fields):
         """Photos and videos (files, folders searched recursively, text files of paths in ``files_from``)
         analysed side by side, as one pandas DataFrame: ``file, frame, time_s, face_id``, box, landmarks,
         probabilities, label (a photo's faces are frame 0, numbered left to right; a video's every
-        ``every``-th frame with tracked ids). ``workers`` processes here, each loading this model once
-        (``threads`` each; default the cores divided by the workers); ``workers=1`` runs here on this model.
-        ``engine="dask"`` or an ``address`` (``DASK_SCHEDULER_ADDRESS``) runs on Dask. With ``csv`` the rows
-        are also written there as files finish, and ``resume`` continues such a table (the DataFrame is then
-        the whole table). Files that fail are in ``df.attrs["failures"]`` (``{"file", "error"}``)."""
-        return self._many(paths, ("photo", "video"), "photo", workers, threads, csv, resume, overwrite, address,
-                          engine, every, files_from, None)
+        ``every``-th frame with tracked ids). How: a :class:`fer.serving.batch.BatchOptions`, or its fields as
+        keywords (``workers=2, csv="faces.csv", resume=True``...): ``workers`` processes here, each loading
+        this model once; ``workers=1`` runs here on this model; ``engine="dask"`` or an ``address`` runs on Dask.
+        With ``csv`` the rows are also written there as files finish, and ``resume`` continues such a table
+        (the DataFrame is then the whole table). Files that fail are in ``df.attrs["failures"]``."""
+        return self._many(paths, ("photo", "video"), "photo", options or BatchOptions(**fields))
 
-    def video_many(self, paths, workers: int = 1, threads: int | None = None, csv: str | Path | None = None,
-                   resume: bool = False, overwrite: bool = False, address: str | None = None,
-                   engine: str = "local", every: int = 1, files_from=(), out_dir: str | Path | None = None):
+    def video_many(self, paths, options: BatchOptions | None = None, **fields):
         """:meth:`analyze_many` for videos (folders are searched for videos only); with ``out_dir`` each
         video's annotated video, CSV, plots and summary are written there too, as by :meth:`video`."""
-        return self._many(paths, ("video",), "video", workers, threads, csv, resume, overwrite, address, engine,
-                          every, files_from, out_dir)
+        return self._many(paths, ("video",), "video", options or BatchOptions(**fields))
 
-    def _many(self, paths, kinds, default_kind, workers, threads, csv, resume, overwrite, address, engine, every,
-              files_from, out_dir):
-        from fer.batch import (BatchTable, JobOptions, batch_columns, collect_inputs, default_threads, make_engine,
-                               outcomes_frame, process, read_table)
-        from fer.video import batch_analyzers
+    def _many(self, paths, kinds: tuple[str, ...], default_kind: str, options: BatchOptions):
+        from fer.serving.batch import batch_columns, collect_inputs, outcomes_frame, process, read_table
+        from fer.serving.video import batch_analyzers
 
+        options.check()
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        remote = engine == "dask" or address
-        if (workers > 1 or remote) and self.spec is None:
+        if (options.workers > 1 or options.remote) and self.spec is None:
             raise ValueError("this Model was not made by fer.load(), so worker processes cannot load it: "
                              "use workers=1, or fer.load(...)")
-        tasks, outcomes = collect_inputs(paths, files_from, kinds, default_kind)
-        if threads is None and (workers > 1 or remote):
-            threads = 1 if address else default_threads(workers)
-        out = str(Path(out_dir).resolve()) if out_dir else None
-        options = JobOptions(self.spec or ModelSpec(), threads, every, out, overwrite or resume, batch_analyzers())
-        table = BatchTable(Path(csv), resume=resume, overwrite=overwrite) if csv else None
+        tasks, outcomes = collect_inputs(paths, options.files_from, kinds, default_kind)
+        job = options.job(self.spec or ModelSpec(), batch_analyzers())
+        if options.workers == 1 and not options.remote and options.threads is None:
+            job = replace(job, threads=None)  # this process: leave its threads as they are
+        table = options.table()
         try:
             for outcome in outcomes if table else ():
                 table.add(outcome)
-            with make_engine(workers, address, engine, self.recognizer) as runner:
-                outcomes += process(tasks, options, runner, table)
+            with options.engine_for(self.recognizer) as runner:
+                outcomes += process(tasks, job, runner, table)
         finally:
             if table:
                 table.close()
@@ -121,6 +113,6 @@ def load(model: str | Path | None = None, detector: str = DETECTORS[0], min_face
     """The model at ``model`` (default: the shipped FER-2013 model) with the named face detector
     (``"yunet"`` or ``"haar"``); faces under ``min_face`` pixels are ignored, ``score`` is YuNet's threshold.
     The classifier is compiled here, so the first photo is as fast as the rest. Raises
-    :class:`fer.card.ModelLoadError` naming the file when it cannot be used."""
+    :class:`fer.core.card.ModelLoadError` naming the file when it cannot be used."""
     spec = ModelSpec.of(model, detector, min_face, score)
     return Model(FaceRecognizer.load(model, detector, min_face, score), spec)

@@ -23,8 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.detect import DETECTORS
-from fer.extras import exit_on_missing_extra
+from fer.core.extras import exit_on_missing_extra
+from fer.serving.detect import DETECTORS
+
 
 def astronaut_frame(width: int = 640, height: int = 480) -> np.ndarray:
     """The astronaut photo (public domain, ships with scikit-image) letterboxed into a width×height RGB frame."""
@@ -65,8 +66,8 @@ def interleaved_ms(variants: dict[str, Callable[[], object]], n: int, rounds: in
 def classify_by_backend(predictor, face: list[np.ndarray], frames: int) -> dict[str, float]:
     """Per-face classification time with each inference backend, with the preprocessing compiled into the
     model (``+pre``) and as fastai's pipeline before it, side by side in one run (rounds interleaved)."""
-    from fer.predict import FacePredictor
-    from fer.runtime import BACKENDS
+    from fer.training.predict import FacePredictor
+    from fer.training.runtime import BACKENDS
 
     variants = {}
     for name in BACKENDS[1:]:
@@ -83,7 +84,7 @@ def classify_by_backend(predictor, face: list[np.ndarray], frames: int) -> dict[
 
 def by_detector(predictor, frame: np.ndarray, frames: int) -> dict[str, dict[str, float]]:
     """Detection and whole-frame times for every detector, side by side (rounds interleaved)."""
-    from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+    from fer.serving.recognize import FaceRecognizer, annotate_frame
 
     variants = {}
     for name in DETECTORS:
@@ -91,10 +92,10 @@ def by_detector(predictor, frame: np.ndarray, frames: int) -> dict[str, dict[str
         boxes = recognizer.video_detector.detect(frame)
         if len(boxes) != 1:
             raise RuntimeError(f"expected one face in the benchmark frame, {name} found {len(boxes)}")
-        every, between = VideoSession(full_detect_every=1), VideoSession()  # the latter as the stream runs
+        every, between = recognizer.session(full_detect_every=1), recognizer.session()  # the latter as streams run
         variants.update({
             (name, "detect_full_ms_median"): lambda r=recognizer: r.video_detector.detect(frame),
-            (name, "detect_roi_ms_median"): lambda r=recognizer, s=between, b=boxes[0]: s.search_near(r, frame, b),
+            (name, "detect_roi_ms_median"): lambda s=between, b=boxes[0]: s.search_near(frame, b),
             (name, "frame_full_detect_ms_median"): lambda r=recognizer, s=every: annotate_frame(r, frame, s),
             (name, "frame_roi_between_ms_median"): lambda r=recognizer, s=between: annotate_frame(r, frame, s),
         })
@@ -108,8 +109,8 @@ def by_detector(predictor, frame: np.ndarray, frames: int) -> dict[str, dict[str
 def run(model: str | Path, frames: int, backend: str = "auto", compare: bool = True, detector: str = "yunet") -> dict:
     import torch
 
-    from fer.predict import FacePredictor
-    from fer.recognize import FaceRecognizer, VideoSession
+    from fer.serving.recognize import FaceRecognizer, VideoSession
+    from fer.training.predict import FacePredictor
 
     recognizer = FaceRecognizer.with_detector(FacePredictor.load(model, backend), detector)
     frame = astronaut_frame()
@@ -139,13 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default=DETECTORS[0], choices=DETECTORS, help="the headline figures' detector")
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--backend", default="auto", choices=("auto", "onnx", "torchscript", "eager"),
-                   help="inference backend (fer.runtime)")
+                   help="inference backend (fer.training.runtime)")
     p.add_argument("--no-compare", action="store_true", help="skip timing every backend side by side")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
-    from fer.card import DEFAULT_LEARNER
-    from fer.cli import configure_logging
-    from fer.model_files import ModelLoadError
+    from fer.core.card import DEFAULT_LEARNER
+    from fer.core.cli import configure_logging
+    from fer.serving.model_files import ModelLoadError
 
     configure_logging()
 

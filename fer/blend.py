@@ -17,14 +17,11 @@ Writes ``OUT`` (.pkl) and ``OUT.onnx`` with a card that records both settings an
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import sys
 from pathlib import Path
 
-from fer.cli import configure_logging
-
-logger = logging.getLogger(__name__)
+from fer.core.cli import configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,72 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def interpolate(tuned, base, alpha: float) -> None:
-    """``tuned``'s weights ← ``(1 − alpha) × base + alpha × tuned`` (floating-point tensors; counters stay).
-
-    A base that is itself ``--prior-power`` adjusted (e.g. the shipped model, which ``fer.finetune --init-from``
-    tuned without its adjustment) is blended without it: its added bias is a post-hoc shift, not a weight."""
-    import torch
-
-    from fer.learner import logit_adjustment_key
-
-    theirs = base.model.state_dict()
-    mine = tuned.model.state_dict()
-    adjusted = logit_adjustment_key(tuned.model, theirs)
-    if adjusted:
-        logger.info("--base: its logit adjustment (the last layer's bias) is left out of the blend")
-        del theirs[adjusted]
-    if list(theirs) != list(mine) or any(theirs[k].shape != mine[k].shape for k in mine):
-        raise ValueError("--base: not the same architecture as the tuned learner")
-    with torch.no_grad():
-        for key, value in mine.items():
-            if value.dtype.is_floating_point:
-                value.copy_(torch.lerp(theirs[key].to(value.dtype), value, alpha))
-
-
-def check_same_preprocessing(tuned, base) -> None:
-    """Blended weights mean nothing if the two learners resize or normalise their input differently."""
-    from fer.preprocess import inference_module, validation_pipeline
-
-    mine, theirs = (inference_module(validation_pipeline(learn)) for learn in (tuned, base))
-    described = [None if m is None else (tuple(m.size), *m.stats)
-                 for m in (mine, theirs)]
-    if None in described or described[0] != described[1]:
-        raise ValueError(f"--base: its input preprocessing {described[1]} differs from the tuned learner's "
-                         f"{described[0]} (size, mean, std); blend learners of one --init-from chain")
-
-
-def class_shares(data: Path, classes: list[str]):
-    """Each class's share of the images in ``data/train``, in ``classes`` order."""
-    import torch
-
-    from fer.images import images_under
-
-    counts = torch.tensor([len(images_under(data / "train" / c)) if (data / "train" / c).is_dir() else 0
-                           for c in classes], dtype=torch.float64)
-    if (counts == 0).any():
-        missing = [c for c, n in zip(classes, counts) if n == 0]
-        raise ValueError(f"--data {data}: no training images of {', '.join(missing)} in {data / 'train'}")
-    return counts / counts.sum()
-
-
-def adjust_logits(learn, shares, power: float) -> None:
-    """Lower the last linear layer's bias by ``power × log(shares)`` (logit adjustment)."""
-    import torch
-
-    from fer.learner import last_linear
-
-    _, last = last_linear(learn.model)
-    if last.bias is None:  # fastai's head ends in BatchNorm → Dropout → Linear without a bias
-        last.bias = torch.nn.Parameter(torch.zeros(last.out_features, dtype=last.weight.dtype))
-    with torch.no_grad():
-        last.bias -= (power * torch.log(shares)).to(last.bias.dtype)
-
-
 def valid_accuracy(learn, folder: Path) -> float:
     """The learner's accuracy on a class-per-folder split (``DATA/valid``)."""
-    from fer.evaluate import evaluate
-    from fer.predict import FacePredictor
+    from fer.evaluation.evaluate import evaluate
+    from fer.training.predict import FacePredictor
 
     return round(evaluate(FacePredictor(learn), folder)["accuracy"], 4)
 
@@ -121,44 +56,18 @@ def valid_accuracy(learn, folder: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
-    from fer.card import load_card, timestamp
-    from fer.export import ExportError, export_onnx
-    from fer.learner import export_learner
-    from fer.predict import ModelLoadError, load_learner_file
+    from fer.training.blend import blend  # torch and fastai load here, after the arguments are checked
+    from fer.training.export import ExportError
+    from fer.training.predict import ModelLoadError
 
+    command = "python -m fer.blend " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        learn = load_learner_file(args.tuned)
-        classes = list(learn.dls.vocab)
-        if args.alpha < 1:
-            base = load_learner_file(args.base)
-            if list(base.dls.vocab) != classes:
-                raise ValueError(f"--base {args.base}: classes {list(base.dls.vocab)} differ from {classes}")
-            check_same_preprocessing(learn, base)
-            interpolate(learn, base, args.alpha)
-        shares = None
-        if args.prior_power:
-            shares = class_shares(Path(args.data), classes)
-            adjust_logits(learn, shares, args.prior_power)
-        tuned_card = load_card(args.tuned)
-        card = {**tuned_card, "blend": {
-            "tuned": Path(args.tuned).name, "base": Path(args.base).name if args.alpha < 1 else None,
-            "alpha": args.alpha, "prior_power": args.prior_power,
-            "class_shares": dict(zip(classes, map(float, shares))) if shares is not None else None,
-            "tuned_valid_accuracy": tuned_card.get("valid_accuracy"),
-            "command": "python -m fer.blend " + shlex.join(sys.argv[1:] if argv is None else argv)},
-            "exported": timestamp()}
-        if args.data and (Path(args.data) / "valid").is_dir():  # the blend's own PublicTest accuracy
-            card["valid_accuracy"] = valid_accuracy(learn, Path(args.data) / "valid")
-            card["best_epoch"] = f"{card.get('best_epoch')} of the tuned run, then blended"
-        card.pop("onnx", None)
-        out = export_learner(learn, args.out, card)
-        onnx = export_onnx(learn, out.with_suffix(".onnx"), card)
+        out, onnx = blend(args.tuned, args.out, args.base, args.alpha, args.prior_power, args.data, command)
     except (ModelLoadError, ValueError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}, {onnx.name} and {out.with_suffix('.json').name}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

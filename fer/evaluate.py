@@ -28,151 +28,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
 
 # only light imports up here: --help answers without loading torch or fastai
-from fer.card import DEFAULT_MODEL
-from fer.cli import configure_logging
-from fer.faces import TTA_MODES, tta_mode
-from fer.fileio import write_json_atomic
-from fer.images import images_under
-from fer.metrics import metrics
-from fer.model_files import ModelLoadError, Predictor, load_predictor
-from fer.extras import exit_on_missing_extra
-
-
-@dataclass
-class LabelledFaces:
-    faces: list[np.ndarray]
-    labels: list[str]
-    source: str
-    skipped: list[str]
-
-
-def label_from_path(path: Path, classes: Sequence[str]) -> str | None:
-    """The class of an image: its folder's name, or the start of its file name (``happy_01.jpg``)."""
-    if path.parent.name in classes:
-        return path.parent.name
-    stem = path.stem.lower()
-    return next((c for c in sorted(classes, key=len, reverse=True) if stem.startswith(c)), None)
-
-
-#: Images larger than this (shorter side, pixels) are probably photos rather than face crops.
-CROP_LIKE_SIDE = 160
-
-
-def largest_face(image: np.ndarray, detector) -> np.ndarray | None:
-    """The largest detected face cropped as the classifier expects (grey), or None when there is none."""
-    from fer.detect import CropSpec, face_crop
-    from fer.images import to_grey
-
-    boxes = detector.detect(image)
-    if not boxes:
-        return None
-    return face_crop(to_grey(image), max(boxes, key=lambda b: b.area), CropSpec())
-
-
-def load_folder(folder: Path, classes: Sequence[str], detector=None) -> LabelledFaces:
-    """Every labelled image under ``folder`` (with a ``detector``: its largest face); unlabelled or unreadable
-    files and photos without a face are listed as skipped."""
-    from fer.images import ImageError, load_image
-
-    if (folder / "train").is_dir() and (folder / "test").is_dir():
-        raise ValueError(f"{folder} holds whole splits; pass one of them, e.g. {folder / 'test'}")
-    files = images_under(folder)
-    faces, labels, skipped = [], [], []
-    for path in files:
-        label = label_from_path(path, classes)
-        if label is None:
-            skipped.append(f"{path}: no class in its folder or file name")
-            continue
-        try:
-            image = load_image(path, name=str(path))
-        except ImageError as e:
-            skipped.append(str(e))
-            continue
-        if detector is not None and (image := largest_face(image, detector)) is None:
-            skipped.append(f"{path}: no face found")
-            continue
-        faces.append(image)
-        labels.append(label)
-    return LabelledFaces(faces, labels, str(folder), skipped)
-
-
-def load_csv(path: Path, usage: str = "PrivateTest") -> LabelledFaces:
-    """The ``usage`` rows of a FER-2013 CSV."""
-    from fer.dataset import read_rows
-    from fer.labels import FER2013_CLASSES
-
-    rows = [r for r in read_rows(path) if r.usage == usage]
-    return LabelledFaces([r.pixels for r in rows], [FER2013_CLASSES[r.label] for r in rows], f"{path} ({usage})", [])
-
-
-def load_labelled(data: str | Path, classes: Sequence[str], detector=None) -> LabelledFaces:
-    """Labelled faces from ``data``; with a ``detector``, the largest face of each image is cropped first."""
-    data = Path(data)
-    if data.is_dir():
-        found = load_folder(data, classes, detector)
-    elif data.is_file():
-        found = load_csv(data)
-    else:
-        raise FileNotFoundError(f"{data}: no such folder or CSV")
-    if not found.faces:
-        raise ValueError(f"{data}: no labelled images found (expected <class>/*.png or class-prefixed names; "
-                         f"classes: {', '.join(classes)})")
-    return found
-
-
-def plot_confusion(result: dict, path: str | Path, title: str) -> Path:
-    """Row-normalised confusion matrix with counts, as a PNG."""
-    from fer.plotting import pyplot
-
-    plt = pyplot()
-
-    cm = np.array(result["confusion_matrix"])
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    classes = result["classes"]
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, f"{norm[i, j]:.0%}\n{cm[i, j]}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def photo_like(faces: Sequence[np.ndarray]) -> int:
-    """How many of the images are larger than face crops usually are."""
-    return sum(min(f.shape[:2]) > CROP_LIKE_SIDE for f in faces)
-
-
-def evaluate(predictor: Predictor, data: str | Path, tta: str | bool = False, detector=None) -> dict:
-    """Classify every labelled face in ``data`` (batched, with the TTA mode ``tta``) and compute the metrics;
-    with a ``detector`` the largest face of each image is found and cropped first, else each image is taken
-    as a face crop."""
-    tta = tta_mode(tta)
-    found = load_labelled(data, predictor.classes, detector)
-    start = time.perf_counter()
-    probs = predictor.predict_proba(found.faces, tta=tta)
-    seconds = time.perf_counter() - start
-    predicted = [predictor.classes[i] for i in probs.argmax(axis=1)]
-    result = metrics(found.labels, predicted, predictor.classes)
-    result.update(data=found.source, tta=tta, seconds=round(seconds, 2), skipped=found.skipped,
-                  faces_detected=detector is not None, photo_like=0 if detector else photo_like(found.faces))
-    return result
+from fer.core.card import default_model, write_suite_figures
+from fer.core.cli import configure_logging
+from fer.core.extras import exit_on_missing_extra
+from fer.core.fileio import write_json_atomic
+from fer.evaluation.evaluate import CROP_LIKE_SIDE, evaluate, plot_confusion
+from fer.serving.faces import TTA_MODES, tta_mode
+from fer.serving.model_files import ModelLoadError, load_predictor
 
 
 def format_report(result: dict) -> str:
@@ -195,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export); "
-                                                     f"default {DEFAULT_MODEL}; with --suite, repeat it to compare models")
+                                                     "default $FER_MODEL, else the shipped model; with --suite, repeat it to compare models")
     p.add_argument("--data", help="class-per-folder tree, labelled image folder, or FER-2013 CSV")
     p.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES,
                    help="test-time augmentation: average over the face and its mirror image (flip; --tta alone) or "
@@ -212,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     suite.add_argument("--csv", default=str(DEFAULT_CSV), help=f"the FER-2013 CSV (default {DEFAULT_CSV})")
     suite.add_argument("--ferplus", default=str(DEFAULT_FERPLUS), help=f"the FER+ votes (default {DEFAULT_FERPLUS})")
     suite.add_argument("--md", help="the Markdown table (default: the --json name with .md)")
+    suite.add_argument("--beside", action="store_true",
+                       help="also write each model's figures beside it as MODEL.suite.json (what the app's page and "
+                            "the wheel carry; the shipped model's with --usage PrivateTest)")
     suite.add_argument("--limit", type=int, help="only the first N faces of the split (a quick try)")
     suite.add_argument("--cache", default="runs/suite_cache",
                        help="keep the built faces here and reuse them (default runs/suite_cache; '' for none)")
@@ -219,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     import sklearn  # noqa: F401 - the metrics' library (the training install): missing, stop before the work
 
     configure_logging()
-    models = args.model or [str(DEFAULT_MODEL)]
+    models = args.model or [str(default_model())]
     if args.suite:
         return run_suite_command(args, models)
     if args.data is None or len(models) > 1:
@@ -229,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         predictor = load_predictor(args.model)
         detector = None
         if args.detect:
-            from fer.detect import make_detector
-            from fer.recognize import PHOTO_DETECT_WIDTH
+            from fer.serving.detect import make_detector
+            from fer.serving.recognize import PHOTO_DETECT_WIDTH
 
             detector = make_detector("yunet", PHOTO_DETECT_WIDTH)
         result = evaluate(predictor, args.data, tta=args.tta, detector=detector)
@@ -250,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 DEFAULT_CSV = Path("../shared/data/fer2013.csv.gz")
+
+
 DEFAULT_FERPLUS = Path("../shared/data/ferplus_labels.csv")
 
 
 def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
     """``--suite``: build the faces once, score every model, print and write the table."""
-    from fer.suite import format_table, run_suite, suite_faces
+    from fer.evaluation.suite import format_table, run_suite, suite_faces
 
     for path, what in ((args.csv, "--csv: the FER-2013 CSV"), (args.ferplus, "--ferplus: the FER+ votes")):
         if not Path(path).is_file():
@@ -264,7 +134,7 @@ def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
     try:
         named = dict(m.split("=", 1) if "=" in m else (m, m) for m in models)  # NAME=PATH names a column
         predictors = {name: load_predictor(path) for name, path in named.items()}
-        import fer.scenes  # noqa: F401  (scikit-image for the background photos, checked before the long part)
+        import fer.evaluation.scenes  # noqa: F401  (scikit-image for the background photos, checked before the long part)
         faces = suite_faces(args.csv, args.ferplus, args.usage, limit=args.limit, cache=args.cache or None)
         results = {name: {**run_suite(p, faces, tta=tta_mode(args.tta)), "model": named[name]}
                    for name, p in predictors.items()}
@@ -278,6 +148,8 @@ def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
     print(table)
     print(f"faces built in {faces.seconds:.0f} s (once; then from --cache); each model: "
           + ", ".join(f"{name} {r['seconds']['model']:.0f} s" for name, r in results.items()))
+    for name in results if args.beside else ():
+        print(f"{name}'s figures beside it: {write_suite_figures(named[name], results[name])}")
     if args.json:
         write_json_atomic(Path(args.json), results)
         md = Path(args.md or Path(args.json).with_suffix(".md"))

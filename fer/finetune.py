@@ -1,4 +1,4 @@
-"""Fine-tune a timm backbone on a FER image folder and export the learner (the steps: :mod:`fer.training`).
+"""Fine-tune a timm backbone on a FER image folder and export the learner (the steps: :mod:`fer.training.train`).
 
     python -m fer.finetune --data data/fer2013 --arch tf_efficientnet_lite0 \\
         --weights ../shared/weights/tf_efficientnet_lite0.in1k.safetensors --size 80 --epochs 20 --lr 5e-3
@@ -11,10 +11,10 @@ import shlex
 import sys
 
 # only light imports up here: --help and argument errors answer without loading torch or fastai
-from fer.cli import configure_logging
-from fer.labels import CLASS_ORDERS
-from fer.training import DEFAULT_DISTILL_WEIGHT, PRECISIONS, TrainingConfig, set_up, train
-from fer.extras import exit_on_missing_extra
+from fer.core.cli import configure_logging
+from fer.core.extras import exit_on_missing_extra
+from fer.core.labels import CLASS_ORDERS
+from fer.training.config import DEFAULT_DISTILL_WEIGHT, PRECISIONS, TrainingConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     aug.add_argument("--aug", action="append", default=[], metavar="KEY=VALUE",
                      help="override one setting of the preset (repeatable): flip=true|false, rotate=DEG, "
                           "scale=MIN,MAX, translate=FRACTION, warp, p_affine, lighting, gamma=MAX_LOG_GAMMA, "
-                          "blur=P, jpeg=P, erasing=P (fer.preprocess.Augment)")
+                          "blur=P, jpeg=P, erasing=P (fer.training.preprocess.Augment)")
     aug.add_argument("--no-augment", action="store_true", help="same as --augment none")
     p.add_argument("--ema", type=float, default=d.ema,
                    help="validate, checkpoint and export an exponential moving average of the weights with this "
@@ -94,11 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainingConfig(**vars(args), command=command)
     try:
         config.check()
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from fer.training.export import ExportError  # torch and fastai load here, after the arguments are checked
+    from fer.training.train import set_up, train
+
+    try:
         learn, stats, cbs = set_up(config)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from fer.export import ExportError
 
     try:
         train(config, learn, stats, cbs)

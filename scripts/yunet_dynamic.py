@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from fer.detect import YUNET_MODEL  # noqa: E402
+from fer.serving.detect import YUNET_MODEL
 
 DYNAMIC_MODEL = YUNET_MODEL.with_name("yunet_n_dynamic.onnx")
 

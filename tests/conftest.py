@@ -14,9 +14,7 @@ import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # the package, and scripts/apprunner.py
-
-from fer.labels import FER2013_CLASSES  # noqa: E402
+from fer.core.labels import FER2013_CLASSES
 
 TINY_ARCH = "mobilenetv3_small_050"
 USAGES = {"Training": 8, "PublicTest": 3, "PrivateTest": 3}  # rows per class
@@ -53,7 +51,7 @@ def write_csv(path: Path, lines: list[str], newline: str = "\n") -> Path:
 
 
 def run_cli(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -91,7 +89,7 @@ def tiny_model(tiny_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def predictor(tiny_model):
-    from fer.predict import FacePredictor
+    from fer.training.predict import FacePredictor
 
     return FacePredictor.load(tiny_model)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli
 from PIL import Image
 
-from apprunner import running_app
-from conftest import run_cli
+from fer_app.testing import running_app
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_model_problems_stop_start_up_with_a_clear_message(tmp_path, tiny_model,
 def test_truncated_and_foreign_pickles_are_refused(tmp_path, tiny_model):
     import pickle
 
-    from fer.predict import ModelLoadError, load_learner_file
+    from fer.training.predict import ModelLoadError, load_learner_file
 
     half = tmp_path / "half.pkl"
     half.write_bytes(tiny_model.read_bytes()[: tiny_model.stat().st_size // 2])
@@ -127,8 +127,8 @@ def test_a_learner_exported_under_another_python_is_refused_before_unpickling(tm
     import platform
     import shutil
 
-    from fer.model_files import load_predictor
-    from fer.predict import ModelLoadError
+    from fer.serving.model_files import load_predictor
+    from fer.training.predict import ModelLoadError
 
     path = shutil.copy(tiny_model, tmp_path / "model.pkl")
     card = json.loads(tiny_model.with_suffix(".json").read_text())
@@ -192,12 +192,7 @@ def test_sigterm_removes_uploads_and_results(tiny_model, tmp_path, astronaut):
 
 
 def test_result_files_are_unique_and_swept(astronaut):
-    import sys
-
-    from conftest import ROOT
-
-    sys.path.insert(0, str(ROOT / "app"))
-    from main import ResultFiles
+    from fer_app.files import ResultFiles
 
     files = ResultFiles(keep_s=60)
     first, second = files.save(astronaut), files.save(astronaut)
@@ -211,15 +206,17 @@ def test_result_files_are_unique_and_swept(astronaut):
 
 
 def test_the_page_states_the_shipped_models_suite_figures_from_the_suites_file():
+    """The packaged figures beside the model (fer.evaluate --suite --beside) are the suite's PrivateTest run."""
     import json
 
-    from fer.card import DEFAULT_MODEL, SUITE_FIGURES
-    from fer.recognize import FaceRecognizer
-    from fer_app.main import describe
+    from fer.core.card import DEFAULT_MODEL, suite_figures
+    from fer.serving.recognize import FaceRecognizer
+    from fer_app.markup import describe
 
     recognizer = FaceRecognizer.load(DEFAULT_MODEL)
-    shipped = next(r for r in json.loads(SUITE_FIGURES.read_text()).values()
+    shipped = next(r for r in json.loads((ROOT / "docs" / "suite" / "private.json").read_text()).values()
                    if r["model"] == "exports/fer2013_effnet_lite0.onnx")
+    assert suite_figures(DEFAULT_MODEL) == shipped
     text = describe(recognizer, DEFAULT_MODEL)
     assert f"serving score {100 * shipped['serving_score']:.1f}" in text and "PrivateTest" in text
     assert "serving score" not in describe(recognizer, Path("elsewhere/model.onnx"))  # a model the suite never saw

@@ -4,19 +4,15 @@ back as a browser-playable annotated video, a plot and the per-frame CSV; bad fi
 from __future__ import annotations
 
 import csv
-import sys
 
 import av
 import cv2
 import pytest
 from PIL import Image
 
-from apprunner import running_app
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT))
-from benchmarks.video_clips import write_clip  # noqa: E402
-from fer.card import DEFAULT_MODEL  # noqa: E402
+from fer.core.card import DEFAULT_MODEL  # noqa: E402
+from fer.evaluation.scenes import write_clip
+from fer_app.testing import running_app
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +66,12 @@ def test_video_tab_refuses_long_clips(client, tmp_path):
 
 
 def test_result_folders_are_swept_only_when_their_files_are_old(tmp_path):
-    import importlib.util
     import os
     import time
 
-    spec = importlib.util.spec_from_file_location("fer_app_main", ROOT / "app" / "main.py")
-    app_main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app_main)
-    results = app_main.ResultFiles(keep_s=60, parent=tmp_path)
+    from fer_app.files import ResultFiles
+
+    results = ResultFiles(keep_s=60, parent=tmp_path)
     folder = results.folder()
     (folder / "clip.annotated.mp4").write_bytes(b"still being written")
     long_ago = time.time() - 3600

@@ -1,5 +1,5 @@
-"""Training-time augmentation (fer.preprocess), cross-fitting folds and the distillation callback (fer.distill),
-weight averaging and class weights (fer.learner): the real transforms and callbacks on synthetic batches."""
+"""Training-time augmentation (fer.training.preprocess), cross-fitting folds and the distillation callback (fer.training.distill),
+weight averaging and class weights (fer.training.learner): the real transforms and callbacks on synthetic batches."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from fer.distill import VALID_FOLD, CrossFitDistillation, FoldId, Teacher, check_teachers, fold_of, parse_fold
-from fer.preprocess import (AUGMENT_PRESETS, Augment, RandomBlur, RandomErase, RandomGamma, RandomJpeg,
-                            batch_tfms, inference_module, jpeg_quantise)
-from fer.training import parse_augment
+from fer.training.config import AUGMENT_PRESETS, Augment, parse_augment, parse_fold
+from fer.training.distill import VALID_FOLD, CrossFitDistillation, FoldId, Teacher, check_teachers, fold_of
+from fer.training.preprocess import (
+    RandomBlur,
+    RandomErase,
+    RandomGamma,
+    RandomJpeg,
+    batch_tfms,
+    inference_module,
+    jpeg_quantise,
+)
 
 
 def faces(n: int = 16, seed: int = 0):
@@ -127,7 +134,7 @@ def test_each_face_is_labelled_by_the_teachers_that_held_out_its_fold():
 
 
 def test_weight_average_is_validated_and_the_live_weights_come_back():
-    from fer.learner import WeightAverage
+    from fer.training.learner import WeightAverage
 
     model = torch.nn.Linear(2, 1)
     cb = WeightAverage(decay=0.5)
@@ -145,7 +152,7 @@ def test_weight_average_is_validated_and_the_live_weights_come_back():
 
 
 def test_class_weights_favour_rare_classes(tiny_data):
-    from fer.learner import class_weights, face_dataloaders
+    from fer.training.learner import class_weights, face_dataloaders
 
     dls = face_dataloaders(tiny_data, 48, (0.5, 0.5), bs=8)
     names = [p.parent.name for p in dls.train_ds.items]

@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, run_cli
 from PIL import Image
 
-from conftest import ROOT, run_cli
-
-sys.path.insert(0, str(ROOT))
-from benchmarks.video_clips import write_clip  # noqa: E402
+from fer.evaluation.scenes import write_clip
 
 #: the shipped model as ONNX: loads in a second in each worker (the .pkl's rows are the same, tested elsewhere)
 MODEL = str(ROOT / "exports" / "fer2013_effnet_lite0.onnx")
@@ -229,8 +227,8 @@ def test_the_same_commands_run_on_a_dask_cluster(dask_cluster, single, folder, t
 
 def test_threads_reach_onnxruntime_opencv_and_torch():
     code = ("import cv2, torch\n"
-            "from fer.batch import use_threads\n"
-            "from fer.onnx_predict import OnnxFacePredictor\n"
+            "from fer.serving.batch import use_threads\n"
+            "from fer.serving.onnx_predict import OnnxFacePredictor\n"
             "use_threads(1)\n"
             f"p = OnnxFacePredictor.load({MODEL!r})\n"
             "threads = p.session.get_session_options().intra_op_num_threads\n"

@@ -6,14 +6,13 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import TINY_ARCH, run_cli
 
 
 @pytest.mark.slow
 def test_blend_interpolates_weights_and_adjusts_logits(tiny_model, tiny_data, tmp_path):
-    from fer.export import check_faces
-    from fer.onnx_predict import OnnxFacePredictor
+    from fer.serving.onnx_predict import OnnxFacePredictor
+    from fer.training.export import check_faces
 
     tuned = tmp_path / "tuned.pkl"
     run_cli("-m", "fer.finetune", "--data", str(tiny_data), "--arch", TINY_ARCH, "--init-from", str(tiny_model),

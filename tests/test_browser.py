@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apprunner import CHROMIUM, FLAGS, running_app, write_y4m
 from fer.bench import astronaut_frame
+from fer_app.testing import CHROMIUM, FLAGS, running_app, write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (scripts/setup.sh)")]
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 def page(request, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    from fer.model_files import DEFAULT_ONNX
+    from fer.serving.model_files import DEFAULT_ONNX
 
     # the shipped model makes real screenshots (its .onnx: the page runs it too, and the app starts fast)
     model = DEFAULT_ONNX if DEFAULT_ONNX.exists() else request.getfixturevalue("tiny_model")
@@ -132,7 +132,7 @@ def test_upload_tab_shows_faces(page, tmp_path, astronaut):
 
 
 def test_video_tab_plays_the_annotated_clip(page, tmp_path):
-    from benchmarks.video_clips import write_clip
+    from fer.evaluation.scenes import write_clip
 
     page.click("button[role=tab]:has-text('Video')")
     clip = write_clip(tmp_path / "scene.mp4", 320, 240, 20, 10)

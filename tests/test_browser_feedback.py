@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apprunner import CHROMIUM, FLAGS, running_app, write_y4m
-from fer import feedback
-from fer.labels import FER2013_CLASSES
+from fer.core.labels import FER2013_CLASSES
+from fer.serving import feedback
+from fer_app.testing import CHROMIUM, FLAGS, running_app, write_y4m
 
 PERSONAL_SAYS = "disgust"  # what the test's personal model says of every face
 
@@ -53,7 +53,7 @@ def page(request, folder, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     from fer.bench import astronaut_frame
-    from fer.model_files import DEFAULT_ONNX
+    from fer.serving.model_files import DEFAULT_ONNX
 
     # the shipped ONNX model (torch-free, quick to start); the tiny one is trained only when it is missing
     model = DEFAULT_ONNX if DEFAULT_ONNX.exists() else request.getfixturevalue("tiny_model").with_suffix(".onnx")

@@ -11,11 +11,12 @@ import time
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from conftest import ROOT, USAGES, csv_lines, run_cli, synthetic_face, write_csv
-from fer.dataset import N_PIXELS, BadRowError, CsvFormatError, convert_csv, folder_counts, parse_pixels
-from fer.labels import FER2013_CLASSES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fer.core.dataset import N_PIXELS, BadRowError, CsvFormatError, convert_csv, folder_counts, parse_pixels
+from fer.core.labels import FER2013_CLASSES
 
 
 def tree(folder):

@@ -11,7 +11,6 @@ import os
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ROOT, TINY_ARCH, run_cli
 
 SCRIPT = "data_scripts/detector_crops.py"
@@ -125,9 +124,9 @@ def test_same_seed_same_bytes_with_one_or_two_workers(built):
 def test_the_crop_is_the_one_serving_cuts(source, built):
     """Rebuild one image's scene and cut its face with the app's FaceRecognizer and the predictor's
     preprocessing: the very same pixels as the file written."""
-    from fer.scenes import match, random_scene, scene_backgrounds
-    from fer.faces import faces_array
-    from fer.recognize import FaceRecognizer
+    from fer.evaluation.scenes import match, random_scene, scene_backgrounds
+    from fer.serving.faces import faces_array
+    from fer.serving.recognize import FaceRecognizer
 
     spec = importlib.util.spec_from_file_location("detector_crops", ROOT / SCRIPT)
     script = importlib.util.module_from_spec(spec)
@@ -169,9 +168,9 @@ def test_refuses_to_overwrite_and_replaces_with_overwrite(source, built, tmp_pat
 
 @pytest.mark.parametrize("angle", [0.0, 17.0])
 def test_paste_blends_only_where_the_face_lands(astronaut, angle):
-    """fer.scenes.paste blends only the face's bounding box: the same bytes as blending the whole
+    """fer.evaluation.scenes.paste blends only the face's bounding box: the same bytes as blending the whole
     canvas (the benchmarks' scenes stay what they were)."""
-    from fer.scenes import background, feathered_mask, fer_face, paste
+    from fer.evaluation.scenes import background, feathered_mask, fer_face, paste
 
     face = fer_faces(astronaut)[0]
     canvas, whole = background("coffee", 640, 480), background("coffee", 640, 480).astype(np.float32)

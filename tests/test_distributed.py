@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pandas as pd
-
 from conftest import TINY_ARCH, run_cli
-from fer.labels import FER2013_CLASSES
+
+from fer.core.labels import FER2013_CLASSES
 
 
 def torchrun_finetune(data, out, run_dir, *extra: str):
@@ -20,7 +20,7 @@ def torchrun_finetune(data, out, run_dir, *extra: str):
 
 
 def test_two_process_training_exports_once_and_resumes(tiny_data, tmp_path, astronaut):
-    from fer.model_files import load_predictor
+    from fer.serving.model_files import load_predictor
 
     out, run_dir = tmp_path / "ddp.pkl", tmp_path / "run"
     result = torchrun_finetune(tiny_data, out, run_dir, "--epochs", "2")  # no --lr: rank 0's lr finder

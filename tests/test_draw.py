@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer.detect import Box
-from fer.draw import CLASS_COLOURS, apca_contrast, draw_face, text_colour
+from fer.serving.detect import Box
+from fer.serving.draw import CLASS_COLOURS, apca_contrast, draw_face, text_colour
 
 
 @pytest.mark.parametrize("label, expected", [("sad", (255, 255, 255)), ("angry", (255, 255, 255)),

@@ -1,4 +1,4 @@
-"""Corrections (fer.feedback) and the personal model made from them (python -m fer.personalize), on the tiny
+"""Corrections (fer.serving.feedback) and the personal model made from them (python -m fer.personalize), on the tiny
 synthetic set: the folder layout and manifest, deleting everything, a personal model end to end, and a
 one-line message for each kind of bad feedback folder."""
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import run_cli, synthetic_face
-from fer import feedback
-from fer.labels import FER2013_CLASSES
+
+from fer.core.labels import FER2013_CLASSES
+from fer.serving import feedback
 
 CLASSES = list(FER2013_CLASSES)
 
@@ -121,7 +121,7 @@ def corrections_folder(root: Path, tiny_data: Path, classes=("happy", "sad", "ne
 @pytest.mark.slow
 def test_personalize_end_to_end_writes_an_onnx_model_and_card_and_leaves_the_base_alone(
         tiny_model, tiny_data, tiny_csv, tmp_path):
-    from fer.onnx_predict import OnnxFacePredictor
+    from fer.serving.onnx_predict import OnnxFacePredictor
 
     folder = corrections_folder(tmp_path, tiny_data)
     base_files = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tiny_model.parent.glob("tiny.*")}
@@ -197,7 +197,7 @@ def test_the_personal_model_never_overwrites_the_base(tiny_model, tiny_data, tmp
 
 
 def test_the_live_views_largest_face_is_kept_for_a_correction(tiny_model, astronaut, tmp_path):
-    from fer.recognize import FaceRecognizer, VideoSession, annotate_frame
+    from fer.serving.recognize import FaceRecognizer, VideoSession, annotate_frame
 
     recognizer = FaceRecognizer.load(tiny_model.with_suffix(".onnx"))
     session = VideoSession()

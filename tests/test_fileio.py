@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fer.fileio import atomic_path, temp_path, write_json_atomic
+from fer.core.fileio import atomic_path, temp_path, write_json_atomic
 
 
 def test_atomic_path_replaces_on_success(tmp_path):

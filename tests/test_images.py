@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer.images import MAX_SIDE, ImageError, as_rgb_frame, load_image, resize_to_width, to_grey
+from fer.core.images import MAX_SIDE, ImageError, as_rgb_frame, load_image, resize_to_width, to_grey
 
 
 def encoded(image: Image.Image, fmt: str, **kw) -> bytes:

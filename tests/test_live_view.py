@@ -13,14 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
-from apprunner import CHROMIUM, FLAGS, running_app
 from fer.bench import astronaut_frame
-from fer.detect import Box, CropSpec, face_crop
-from fer.faces import to_face
-from fer.images import to_grey
-from fer.live import YUNET_DYNAMIC, browser_model, live_settings
-from fer.model_files import DEFAULT_ONNX
-from fer.recognize import FaceRecognizer, VideoSession
+from fer.core.images import to_grey
+from fer.serving.detect import Box, CropSpec, face_crop
+from fer.serving.faces import to_face
+from fer.serving.live import YUNET_DYNAMIC, browser_model, live_settings
+from fer.serving.model_files import DEFAULT_ONNX
+from fer.serving.recognize import FaceRecognizer, VideoSession
+from fer_app.testing import CHROMIUM, FLAGS, running_app
 
 IOU_MIN, PROB_TOL = 0.9, 0.02
 
@@ -192,17 +192,16 @@ def test_page_finds_and_classifies_faces_as_python_does(parity_page):
 def test_page_tracks_a_moving_face_as_python_does(parity_page):
     """Fifteen frames of a face moving 6 px a frame, then a cut back to where it began and four more: full
     detections on frames 1, 6, 11, 16 and searches near the tracked faces between them (after the cut, near
-    the old track too, whose search region cuts the face: the whole face must win, fer.recognize.distinct_boxes),
+    the old track too, whose search region cuts the face: the whole face must win, fer.serving.recognize.distinct_boxes),
     tracking and smoothing — the page's tracks equal Python's on every frame."""
     page, recognizer = parity_page
     page.evaluate("() => { const p = window.parity; p.session.tracker.reset(); p.session.frames = 0; p.session.shape = null; }")
-    session = VideoSession()
+    session = recognizer.session()
     base = astronaut_frame()
     fulls = []
     for i in range(19):
         frame = np.ascontiguousarray(np.roll(base, 6 * (i if i < 15 else i - 15), axis=1))
-        boxes = session.detect(recognizer, frame)
-        tracks = session.tracker.update(boxes, recognizer.classify(frame, boxes) if boxes else np.zeros((0, 7)))
+        tracks = session.detect_for_video(frame, 100 * i).tracks
         js = page.evaluate(PROCESS, b64(frame))
         fulls.append(js["full"])
         check_same_faces(f"frame {i}", [t.box for t in tracks], [t.probs for t in tracks],
@@ -219,7 +218,7 @@ def test_page_tracks_a_moving_face_as_python_does(parity_page):
 @pytest.mark.slow
 def test_live_view_on_a_phone_with_a_portrait_camera(parity_page, tmp_path):
     """A phone-sized page whose (back) camera gives upright 480×640 frames: the live view follows the face."""
-    from apprunner import write_y4m
+    from fer_app.testing import write_y4m
 
     page, _ = parity_page
     frame = scenes()["portrait 480x640"]

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-
-from apprunner import running_app
 from conftest import run_cli
-from fer.labels import FER2013_CLASSES
-from fer.model_files import ModelLoadError, load_predictor
+
+from fer.core.labels import FER2013_CLASSES
+from fer.serving.model_files import ModelLoadError, load_predictor
+from fer_app.testing import running_app
 
 
 def crops(astronaut) -> list[np.ndarray]:
@@ -21,8 +21,8 @@ def crops(astronaut) -> list[np.ndarray]:
 
 
 def test_finetune_writes_onnx_beside_pkl_equal_to_learn_predict(tiny_model, predictor, astronaut):
-    from fer.onnx_predict import OnnxFacePredictor
-    from fer.faces import to_face
+    from fer.serving.faces import to_face
+    from fer.serving.onnx_predict import OnnxFacePredictor
 
     onnx_path = tiny_model.with_suffix(".onnx")
     card = json.loads(tiny_model.with_suffix(".json").read_text())
@@ -86,8 +86,7 @@ def test_unknown_model_suffix_is_named(tmp_path):
 def test_app_with_onnx_model_imports_neither_torch_nor_fastai(tiny_model):
     code = (
         "import json, sys\n"
-        "sys.path.insert(0, 'app')\n"
-        "import main\n"
+        "from fer_app import main\n"
         "from skimage import data\n"
         f"args = main.parse_args(['--model', r'{tiny_model.with_suffix('.onnx')}'])\n"
         "recognizer = main.load_recognizer(args)\n"
@@ -114,8 +113,8 @@ def test_app_serves_an_onnx_model(tiny_model, tmp_path, astronaut):
 
 def test_default_install_leaves_training_to_the_train_extra():
     import re
-    import tomllib
 
+    import tomllib
     from conftest import ROOT
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

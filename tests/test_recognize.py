@@ -5,18 +5,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fer.detect import DETECTORS, Box, CropSpec, crop, face_crop, make_detector
-from fer.faces import to_face
-from fer.recognize import FaceRecognizer, VideoSession, annotate_frame, distinct_boxes
-from fer.tracking import FaceTracker
+from fer.serving.detect import DETECTORS, Box, CropSpec, crop, face_crop, make_detector
+from fer.serving.faces import to_face
+from fer.serving.recognize import FaceRecognizer, VideoSession, annotate_frame, distinct_boxes
+from fer.serving.tracking import FaceTracker
 
 
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("backend", ["onnx", "torchscript", "eager"])
 def test_fast_path_equals_learn_predict(predictor, astronaut, backend, fused):
-    from fer.predict import FacePredictor
+    from fer.training.predict import FacePredictor
 
     predictor = FacePredictor(predictor.learn, backend=backend, fuse_preprocess=fused)
     rng = np.random.default_rng(1)
@@ -32,7 +33,7 @@ def test_fast_path_equals_learn_predict(predictor, astronaut, backend, fused):
 
 
 def test_default_backend_is_onnx_and_unknown_backends_are_named(predictor):
-    from fer.runtime import compile_for_inference
+    from fer.training.runtime import compile_for_inference
 
     predictor.predict_proba([np.zeros((48, 48), np.uint8)])
     assert predictor.backend_used == "onnx"
@@ -44,7 +45,7 @@ def test_compiled_preprocessing_is_the_learners_pipeline(predictor):
     import torch
     from fastai.vision.all import TensorImageBW
 
-    from fer.preprocess import inference_module
+    from fer.training.preprocess import inference_module
 
     module = inference_module(predictor.pipeline)
     assert module is not None and module.size == (48, 48)  # the tiny model's input size

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from fer.suite import LABEL_SETS, SETS, cell_metrics, expected_calibration_error, serving_score
+
+from fer.evaluation.suite import LABEL_SETS, SETS, cell_metrics, expected_calibration_error, serving_score
 
 
 def test_expected_calibration_error_is_the_confidence_accuracy_gap():
@@ -67,16 +67,15 @@ def test_suite_command_names_a_missing_file(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_the_shipped_models_suite_figures_are_found_for_its_pkl_and_onnx(tmp_path):
-    from fer.card import DEFAULT_MODEL, describe_suite, suite_figures
+def test_a_models_suite_figures_are_found_beside_it_for_its_pkl_and_onnx(tmp_path):
+    from fer.core.card import describe_suite, suite_figures, write_suite_figures
 
     cells = {s: {labels: {"accuracy": 0.7, "balanced_accuracy": 0.6} for labels in LABEL_SETS} for s in SETS}
-    figures = tmp_path / "private.json"
-    figures.write_text(json.dumps({"v2": {"model": "exports/fer2013_effnet_lite0.onnx", "usage": "PrivateTest",
-                                          "serving_score": 0.6644, "cells": cells}}))
-    for twin in (DEFAULT_MODEL.with_suffix(".pkl"), DEFAULT_MODEL.with_suffix(".onnx")):
-        found = suite_figures(twin, figures)
+    model = tmp_path / "m.onnx"
+    written = write_suite_figures(model, {"usage": "PrivateTest", "serving_score": 0.6644, "cells": cells})
+    assert written == tmp_path / "m.suite.json"
+    for twin in (model.with_suffix(".pkl"), model):
+        found = suite_figures(twin)
         assert found is not None and found["serving_score"] == 0.6644
     assert "serving score 66.4" in describe_suite(found) and "FER-2013 accuracy 70.0%" in describe_suite(found)
-    assert suite_figures(tmp_path / "other.onnx", figures) is None
-    assert suite_figures(DEFAULT_MODEL, tmp_path / "missing.json") is None
+    assert suite_figures(tmp_path / "other.onnx") is None

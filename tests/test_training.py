@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, TINY_ARCH, run_cli
-from fer.fileio import temp_path
-from fer.labels import FER2013_CLASSES
+
+from fer.core.fileio import temp_path
+from fer.core.labels import FER2013_CLASSES
 
 
 def test_finetune_exports_learner_card_and_plots(tiny_model):
@@ -37,7 +37,7 @@ def test_fresh_process_loads_predicts_and_evaluates(tiny_model, tiny_data, tmp_p
     code = (
         "import sys, numpy as np\n"
         "from fastai.learner import load_learner\n"
-        "from fer.predict import FacePredictor\n"
+        "from fer.training.predict import FacePredictor\n"
         f"learn = load_learner(r'{tiny_model}', cpu=True)\n"
         "face = np.full((48, 48), 128, np.uint8)\n"
         "with learn.no_bar(): label, idx, probs = learn.predict(face)\n"
@@ -198,7 +198,7 @@ def test_class_order_is_recorded_and_kept_by_a_second_stage(tiny_data, tmp_path)
 def test_second_stage_starts_from_an_export_at_a_larger_size(tiny_model, tiny_data, tmp_path):
     from fastai.learner import load_learner
 
-    from fer.preprocess import learner_stats
+    from fer.training.preprocess import learner_stats
 
     out = tmp_path / "stage2.pkl"
     args = finetune_args(tiny_data, out, tmp_path / "run", epochs="1")
@@ -311,8 +311,8 @@ def write_ferplus_votes(path: Path, rows: int, seed: int = 0) -> Path:
 
 
 def test_finetune_mixes_ferplus_votes_into_the_loss(tiny_data, tmp_path):
-    from fer.dataset import ferplus_vote_shares
-    from fer.labels import FER2013_CLASSES
+    from fer.core.dataset import ferplus_vote_shares
+    from fer.core.labels import FER2013_CLASSES
 
     votes = write_ferplus_votes(tmp_path / "ferplus.csv", rows=98)
     shares = ferplus_vote_shares(votes, list(FER2013_CLASSES))

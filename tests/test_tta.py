@@ -1,4 +1,4 @@
-"""Test-time augmentation: the views of each mode (fer.faces), their averaged probabilities from the shipped
+"""Test-time augmentation: the views of each mode (fer.serving.faces), their averaged probabilities from the shipped
 ONNX model, and ``python -m fer.evaluate --tta``."""
 
 from __future__ import annotations
@@ -8,16 +8,16 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from conftest import run_cli, synthetic_face
-from fer.faces import TTA_MODES, faces_array, tta_mode, tta_views
-from fer.labels import FER2013_CLASSES
-from fer.model_files import DEFAULT_ONNX
+
+from fer.core.labels import FER2013_CLASSES
+from fer.serving.faces import TTA_MODES, faces_array, tta_mode, tta_views
+from fer.serving.model_files import DEFAULT_ONNX
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    from fer.onnx_predict import OnnxFacePredictor
+    from fer.serving.onnx_predict import OnnxFacePredictor
 
     return OnnxFacePredictor.load(DEFAULT_ONNX)
 

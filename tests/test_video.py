@@ -12,12 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli
 from PIL import Image
 
-from conftest import ROOT, run_cli
-
-sys.path.insert(0, str(ROOT))
-from benchmarks.video_clips import write_clip  # noqa: E402
+from fer.evaluation.scenes import write_clip
 
 N_FRAMES = 30  # 3 s at 10 frames/s: frames 0-11 one moving face, 12-17 none, 18-29 two faces
 
@@ -150,8 +148,9 @@ def test_import_fer_stays_light():
 def test_evaluate_on_photos_says_it_expects_crops_or_detects_first(model, astronaut, tmp_path):
     from skimage import data
 
-    from fer.detect import make_detector
-    from fer.evaluate import evaluate, format_report
+    from fer.evaluate import format_report
+    from fer.evaluation.evaluate import evaluate
+    from fer.serving.detect import make_detector
 
     (tmp_path / "happy").mkdir()
     (tmp_path / "neutral").mkdir()
@@ -166,7 +165,7 @@ def test_evaluate_on_photos_says_it_expects_crops_or_detects_first(model, astron
 
 @pytest.mark.parametrize("n_rows", [1, 3, 40])
 def test_plot_of_faces_seen_briefly_or_long(tmp_path, n_rows):
-    from fer.video import plot_faces
+    from fer.serving.video import plot_faces
 
     classes = ["happy", "sad"]
     rows = [{"face_id": 1, "time_s": i / 30, "happy": 0.8, "sad": 0.2} for i in range(n_rows)]
@@ -179,7 +178,7 @@ def write_phone_clip(path: Path, n_frames: int = 10) -> Path:
     track header's display matrix set to a 90° turn (OpenCV's writer cannot set it, so it is patched)."""
     import struct
 
-    from benchmarks.video_clips import clip_frames
+    from fer.evaluation.scenes import clip_frames
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (240, 320))
     for frame in clip_frames(320, 240, n_frames):
@@ -225,7 +224,7 @@ def test_variable_frame_rate_video_gets_each_frames_own_time(model, tmp_path):
 
 
 def test_video_without_faces(model, tmp_path):
-    from fer.scenes import background
+    from fer.evaluation.scenes import background
 
     path = tmp_path / "cup.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
@@ -239,7 +238,7 @@ def test_video_without_faces(model, tmp_path):
 
 
 def test_live_timeline_keeps_the_last_window_and_redraws_once_a_second():
-    from fer.timeline import EmotionTimeline
+    from fer.serving.timeline import EmotionTimeline
 
     timeline = EmotionTimeline(window_s=30, refresh_s=1)
     for i in range(400):  # 40 s at 10 frames/s; no face in frames 100-149
@@ -252,7 +251,7 @@ def test_live_timeline_keeps_the_last_window_and_redraws_once_a_second():
 
 
 def test_a_stopped_run_names_the_files_it_really_left(tmp_path):
-    from fer.video import OutputPaths, kept
+    from fer.serving.video import OutputPaths, kept
 
     out = OutputPaths(tmp_path, "clip")
     assert kept(out) == "nothing was written"
@@ -265,7 +264,7 @@ def test_a_stopped_run_names_the_files_it_really_left(tmp_path):
 def test_annotated_video_of_odd_size_is_h264_that_drops_one_pixel_row_and_column(tmp_path):
     import av
 
-    from fer.video import VideoError, VideoWriter
+    from fer.serving.video import VideoError, VideoWriter
 
     writer = VideoWriter(tmp_path / "odd.mp4", 29.97, 321, 241)
     for i in range(12):

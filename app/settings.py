@@ -1,0 +1,24 @@
+"""The app's limits and fixed names, in one place: upload sizes, stream rates, clip bounds, the live view's route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_FACES_SHOWN = 6
+MAX_UPLOAD = "25mb"
+STREAM_EVERY_S = 0.1  # up to 10 frames/s per viewer; a frame takes ~10-20 ms on 2 CPU cores
+STREAM_TIME_LIMIT_S = 600  # a viewer's stream ends after 10 minutes (press record again to go on)
+STREAM_CONCURRENCY = 4  # viewers served at once; more wait in the queue
+CACHE_SWEEP = (60, 120)  # every 60 s delete cached frames older than 120 s
+VIDEO_MAX_S = 30  # uploaded clips: at most 30 s...
+VIDEO_MAX_MB = 25  # ...and 25 MB (the upload limit)...
+VIDEO_MAX_PIXELS = 1920 * 1080  # ...and full HD
+VIDEO_PLOT_FACES = 4  # the plot shows the faces seen longest
+LIVE_PLOT_S = 30  # the webcam plot: the largest face over the last 30 s
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the live view's modules and onnxruntime-web
+#: onnxruntime-web's WebGPU build: in a checkout, not in the wheel (pyproject.toml says why)
+WEBGPU_RUNTIME = STATIC_DIR / "vendor" / "onnxruntime-web" / "ort.webgpu.min.mjs"
+PAGE_DIR = Path(__file__).resolve().parent / "page"  # the page's own script and style for the live view
+WHERE = ("this device", "the server")  # where webcam frames are processed: the Webcam tab's switch
+LIVE_ROUTE = "fer-live"  # the live view's files: fer-live/static/..., fer-live/model.onnx, fer-live/yunet.onnx
+LIVE_CORRECTION_MAX_BYTES = 64 * 1024  # a correction's JSON: a 48×48 face in base64 and a few fields

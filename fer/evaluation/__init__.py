@@ -1,0 +1,1 @@
+"""Evaluation: metrics, synthetic scenes and the evaluation suite."""
