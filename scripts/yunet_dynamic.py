@@ -1,4 +1,4 @@
-"""Write fer/models/yunet_n_dynamic.onnx: the shipped YuNet (yunet_n_320_320.onnx) with its input's height and
+"""Write fer/models/yunet/yunet_n_dynamic.onnx: the shipped YuNet (yunet_n_320_320.onnx) with its input's height and
 width left free, so onnxruntime-web can run it at any size (OpenCV ignores the fixed 320×320 of the original;
 onnxruntime refuses other sizes). Weights and graph are untouched; only the declared shapes change.
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from fer.serving.detect import YUNET_MODEL
 
 DYNAMIC_MODEL = YUNET_MODEL.with_name("yunet_n_dynamic.onnx")

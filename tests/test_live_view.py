@@ -54,9 +54,9 @@ def test_the_page_settings_are_the_python_ones():
 
 
 def test_free_size_yunet_is_the_shipped_yunet():
-    """fer/models/yunet_n_dynamic.onnx is scripts/yunet_dynamic.py's output: the same graph and weights."""
+    """fer/models/yunet/yunet_n_dynamic.onnx is scripts/yunet_dynamic.py's output: the same graph and weights."""
     onnx = pytest.importorskip("onnx")
-    from yunet_dynamic import dynamic_yunet
+    from scripts.yunet_dynamic import dynamic_yunet
 
     assert onnx.load(str(YUNET_DYNAMIC)).SerializeToString() == dynamic_yunet().SerializeToString()
 
