@@ -135,3 +135,21 @@ def test_evaluate_accepts_an_onnx_model_and_agrees_with_the_pkl(tiny_model, tiny
                 "--json", str(out))
         figures[suffix] = json.loads(out.read_text())
     assert figures[".onnx"]["n"] == 21 and figures[".onnx"]["confusion_matrix"] == figures[".pkl"]["confusion_matrix"]
+
+
+def test_fer_model_names_the_model_when_none_is_given(tiny_model, tmp_path, monkeypatch):
+    """``--model``, else ``$FER_MODEL``, else the packaged model: for fer.load(), the commands and the app."""
+    import fer
+    from fer.core.card import DEFAULT_MODEL, default_model
+    from fer.serving.onnx_predict import OnnxFacePredictor
+
+    assert default_model() == DEFAULT_MODEL and DEFAULT_MODEL.is_file()
+    tiny = tiny_model.with_suffix(".onnx")
+    monkeypatch.setenv("FER_MODEL", str(tiny))
+    assert default_model() == tiny
+    assert fer.load().classes == OnnxFacePredictor.load(tiny).classes
+    result = run_cli("-m", "fer.analyze", str(tmp_path / "missing.jpg"), check=False)
+    assert "missing.jpg" in result.stderr
+    monkeypatch.setenv("FER_MODEL", str(tmp_path / "nowhere.onnx"))
+    with pytest.raises(ModelLoadError, match="nowhere.onnx: not found"):
+        fer.load()
