@@ -152,6 +152,10 @@ class VideoWriter:
         self.stream.pix_fmt = "yuv420p"
 
     def write(self, rgb: np.ndarray) -> None:
+        self.container.mux(self.stream.encode(self.frame_of(rgb)))
+
+    def frame_of(self, rgb: np.ndarray):
+        """The encoder's frame of an RGB image, at this video's size."""
         import av
         import cv2
         import numpy as np
@@ -159,8 +163,7 @@ class VideoWriter:
         rgb = rgb[:rgb.shape[0] - rgb.shape[0] % 2, :rgb.shape[1] - rgb.shape[1] % 2]
         if (rgb.shape[1], rgb.shape[0]) != self.size:  # the stream changed resolution: keep one size
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        self.container.mux(self.stream.encode(frame))
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
 
     def close(self) -> None:
         """Flush the encoder and write the MP4's index; the file plays from here on."""
