@@ -4,6 +4,8 @@
     m = fer.load()
     m.analyze("photo.jpg")   # -> list[fer.Face]
     m.video("clip.mp4")      # -> pandas DataFrame
+
+    from fer import FER, Video   # the fer package's (PyPI ``fer``) API on this model: fer.compat
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from fer.core.labels import FER2013_CLASSES, FERPLUS_CLASSES
 
 if TYPE_CHECKING:  # the heavy parts (torch, fastai, OpenCV) load on first use, not on `import fer`
     from fer.api import Face, Model
+    from fer.compat import FER, Video
 
-__all__ = ["FER2013_CLASSES", "FERPLUS_CLASSES", "Face", "Model", "load"]
+__all__ = ["FER", "FER2013_CLASSES", "FERPLUS_CLASSES", "Face", "Model", "Video", "load"]
 __version__ = "0.1.0"
 
 
@@ -32,4 +35,8 @@ def __getattr__(name: str):
         import fer.api
 
         return getattr(fer.api, name)
+    if name in ("FER", "Video"):
+        import fer.compat
+
+        return getattr(fer.compat, name)
     raise AttributeError(f"module 'fer' has no attribute {name!r}")
