@@ -314,3 +314,12 @@ def test_import_fer_stays_light_until_fer_is_used():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             check=False)
     assert result.stdout.split() == ["True", "fer.compat", "fer.compat"], result.stderr[-2000:]
+
+
+def test_the_fer_packages_module_names_import_the_same_classes():
+    from fer.classes import Video as ClassesVideo
+    from fer.fer import FER as FerFER
+
+    from fer import FER, Video
+
+    assert FerFER is FER and ClassesVideo is Video

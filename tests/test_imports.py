@@ -17,7 +17,7 @@ FER = ROOT / "fer"
 #: The packages that serve: they must import where torch, fastai and timm cannot.
 SERVING_PACKAGES = ("core", "serving")
 #: fer's top level: the public API and the commands (``python -m fer.NAME``), nothing else.
-PUBLIC_API = {"__init__", "api", "compat", "exceptions"}
+PUBLIC_API = {"__init__", "api", "compat", "exceptions", "fer", "classes"}  # fer, classes: the fer package's module names
 COMMANDS = {"analyze", "video", "bench", "evaluate", "finetune", "export", "blend", "personalize", "serve", "web"}
 TRAINING_LIBRARIES = ("torch", "fastai", "timm")
 CLIS = [("-m", "fer.finetune"), ("-m", "fer.evaluate"), ("-m", "fer.personalize"), ("-m", "fer.export"),
