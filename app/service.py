@@ -619,8 +619,8 @@ def create_app(settings: ServiceSettings, recognizer: FaceRecognizer | None = No
     Raises :class:`fer.core.card.ModelLoadError` naming the file when the model cannot be loaded."""
     model_path = Path(settings.model or default_model())
     recognizer = recognizer or FaceRecognizer.load(model_path, settings.detector, settings.min_face, settings.score)
-    jobs_dir = settings.jobs_dir or tempfile.mkdtemp(prefix="fer-serve-jobs-")
-    service = Service(settings, recognizer, model_path, JobStore(jobs_dir))
+    temp = Path(settings.jobs_dir).parent if settings.jobs_dir else Path(tempfile.mkdtemp(prefix="fer-serve-"))
+    service = Service(settings, recognizer, model_path, JobStore(settings.jobs_dir or temp / "jobs"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -629,26 +629,27 @@ def create_app(settings: ServiceSettings, recognizer: FaceRecognizer | None = No
 
     app = FastAPI(title="fer-serve", version=fer.__version__, description=DESCRIPTION, redoc_url=None,
                   lifespan=lifespan)
-    if settings.jobs_dir is None:  # one process on its own: its own jobs folder, removed with the application
-        weakref.finalize(app, shutil.rmtree, jobs_dir, ignore_errors=True)
+    if settings.jobs_dir is None:  # one process on its own: its own temporary folder, removed with the application
+        weakref.finalize(app, shutil.rmtree, temp, ignore_errors=True)
     app.state.service = service
     add_routes(app, service)
     add_error_handlers(app)
     app.openapi = lambda: describe_api(app, settings)
     app.add_middleware(Guard, settings=settings)
     if settings.ui:
-        mount_page(app, recognizer, model_path, Path(jobs_dir).parent)
+        mount_page(app, recognizer, model_path, temp / "page")
     app.add_api_route("/", lambda: RedirectResponse("/ui/" if settings.ui else "/docs"), include_in_schema=False)
     return app
 
 
 def mount_page(app: FastAPI, recognizer: FaceRecognizer, model_path: Path, temp: Path) -> None:
-    """The app's Gradio page at /ui/ (with its live view's routes), on this server."""
+    """The app's Gradio page at /ui/ (with its live view's routes), on this server; its files under ``temp``."""
     import gradio as gr
 
     from fer_app.layout import build_app
     from fer_app.settings import MAX_UPLOAD
 
+    temp.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GRADIO_TEMP_DIR", str(temp / "gradio"))
     page = build_app(recognizer, temp, model_path)
     gr.mount_gradio_app(app, page.blocks.queue(default_concurrency_limit=4), "/ui",

@@ -89,12 +89,22 @@ def assert_problem(response: requests.Response, status: int, *words: str) -> dic
     return problem
 
 
+def assert_documented(url: str, answer, path: str, method: str = "get", status: str = "200") -> None:
+    """``answer`` (a JSON document) matches the schema the server's own OpenAPI gives for it."""
+    import jsonschema
+
+    api = requests.get(f"{url}/openapi.json", headers=AUTH).json()
+    schema = api["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    jsonschema.Draft202012Validator({**schema, "components": api["components"]}).validate(answer)
+
+
 def test_health_and_model_card(url):
     assert requests.get(f"{url}/healthz").json() == {"status": "ok"}  # no token needed
     model = requests.get(f"{url}/v1/model", headers=AUTH).json()
     assert model["name"] == "fer2013_effnet_lite0.onnx" and len(model["classes"]) == 7
     assert model["card"]["arch"] == "tf_efficientnet_lite0" and "serving_score" in model["suite"]
     assert "YuNet" in model["detector"] and "accuracy" in model["description"]
+    assert_documented(url, model, "/v1/model")
 
 
 def test_the_token_is_required_on_everything_but_healthz(url, astronaut):
@@ -125,6 +135,7 @@ def test_a_photo_gives_the_faces_fer_load_gives(url, astronaut, tmp_path):
         face, want = answer["faces"][0], expected[0]
         assert face["box"] == want["box"] and face["label"] == want["label"] == "happy"
         assert face["probabilities"] == pytest.approx(want["probabilities"], abs=1e-4)
+        assert_documented(url, answer, "/v1/faces", "post")
     from skimage import data
 
     assert requests.post(f"{url}/v1/faces", headers=AUTH, data=encoded(Image.fromarray(data.coffee()), "PNG")
@@ -231,8 +242,11 @@ def test_a_video_job_to_its_csv_then_deleted(url, tmp_path):
     assert response.status_code == 202, response.text
     job = response.json()
     assert response.headers["location"] == f"/v1/videos/{job['id']}" and job["status"] in ("queued", "running")
+    assert_documented(url, job, "/v1/videos", "post", "202")
     statuses = wait_for_job(url, job["id"])
     done = statuses[-1]
+    for status in statuses:
+        assert_documented(url, status, "/v1/videos/{job_id}")
     assert done["status"] == "done" and done["progress"] == 1.0 and done["frames_read"] == 30
     assert done["video"]["complete"] and len(done["video"]["face_ids"]) == 3 and done["name"] == "scene.mp4"
     progress = [s["progress"] for s in statuses if s["progress"] is not None]
@@ -245,6 +259,7 @@ def test_a_video_job_to_its_csv_then_deleted(url, tmp_path):
     document = requests.get(url + done["results"]["json"], headers=AUTH).json()
     assert len(document["rows"]) == len(rows) and document["columns"] == list(rows[0].keys())
     assert document["rows"][0]["face_id"] == int(rows[0]["face_id"])
+    assert_documented(url, document, "/v1/videos/{job_id}/result")
     assert requests.delete(f"{url}/v1/videos/{job['id']}", headers=AUTH).status_code == 204
     assert_problem(requests.get(f"{url}/v1/videos/{job['id']}", headers=AUTH), 404, job["id"])
     assert_problem(requests.get(url + done["results"]["csv"], headers=AUTH), 404, job["id"])
@@ -362,7 +377,9 @@ def test_sigterm_stops_a_running_job_and_removes_the_temporary_files(tmp_path, w
     assert not temp.exists()
 
 
-def test_the_page_is_mounted_on_the_same_server_behind_the_token(astronaut):
+def test_the_page_is_mounted_on_the_same_server_behind_the_token(astronaut, tmp_path):
+    from gradio_client import Client, handle_file
+
     basic = {"Authorization": "Basic " + base64.b64encode(f"viewer:{TOKEN}".encode()).decode()}
     with running_service("--ui", "--token", TOKEN) as (url, _, _):
         assert requests.get(f"{url}/", headers=basic, allow_redirects=False).headers["location"] == "/ui/"
@@ -374,6 +391,10 @@ def test_the_page_is_mounted_on_the_same_server_behind_the_token(astronaut):
         assert_problem(requests.post(f"{url}/ui/gradio_api/queue/join", headers=evil, json={}), 403, "evil.example")
         photo = encoded(Image.fromarray(astronaut), "JPEG")
         assert requests.post(f"{url}/v1/faces", headers=AUTH, data=photo).json()["faces"]
+        (tmp_path / "a.jpg").write_bytes(photo)  # the page's own Upload tab, through Gradio's queue
+        _, status, faces, *_ = Client(f"{url}/ui/", headers=basic, verbose=False).predict(
+            handle_file(str(tmp_path / "a.jpg")), api_name="/analyze")
+        assert status == "Found 1 face." and faces[0]["label"] == "happy"
 
 
 @pytest.mark.parametrize("options, message", [
