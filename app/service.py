@@ -340,8 +340,8 @@ def foreign_origin(request: Request, allowed: tuple[str, ...]) -> str | None:
     origin = request.headers.get("origin")
     if origin is None or origin.rstrip("/") in allowed:
         return None
-    host = request.headers.get("host", "")
-    return None if origin != "null" and urlsplit(origin).netloc == host and host else origin
+    host = request.headers.get("host", "").lower()
+    return None if origin != "null" and host and urlsplit(origin).netloc.lower() == host else origin
 
 
 def too_large(max_bytes: int) -> Problem:

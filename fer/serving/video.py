@@ -392,14 +392,16 @@ def video_header(path: str | Path) -> tuple[int, int, float]:
     decodes a frame of any size. Raises :class:`VideoError` when FFmpeg cannot open it or it holds no video."""
     import av
 
+    if not Path(path).is_file():
+        raise VideoError(f"{path}: no such file")
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: holds no video stream")
-            stream = container.streams.video[0]
-            seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
-                (container.duration or 0) / 1e6
-            return stream.codec_context.width or 0, stream.codec_context.height or 0, max(0.0, seconds)
-    except av.FFmpegError:
+            stream = container.streams.video[0] if container.streams.video else None
+            if stream is not None:
+                seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+                    (container.duration or 0) / 1e6
+                return stream.codec_context.width or 0, stream.codec_context.height or 0, max(0.0, seconds)
+    except (av.error.FFmpegError, OSError, ValueError):
         raise VideoError(f"{path}: not a video FFmpeg can read (unknown format, or a truncated or corrupt "
                          f"file)") from None
+    raise VideoError(f"{path}: holds no video stream")
