@@ -137,3 +137,15 @@ def as_rgb_frame(frame: np.ndarray | None) -> np.ndarray | None:
 def _short(error: Exception) -> str:
     text = str(error) or type(error).__name__
     return text if len(text) < 120 else text[:117] + "..."
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of an encoded image as its header announces it, nothing decoded (a pixel cap can refuse it
+    before :func:`load_image` spends the memory); None when the header cannot be read (:func:`load_image` says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Exception:  # noqa: BLE001 - any unreadable header: load_image names the problem
+        return None

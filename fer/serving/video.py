@@ -210,12 +210,14 @@ class OutputPaths:
 def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths | None = None,
                   overwrite: bool = False, show_progress: bool = False,
                   check: Callable[[VideoReader], None] | None = None,
-                  max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
+                  max_frames: int | None = None,
+                  on_frame: Callable[[int], None] | None = None) -> tuple[VideoReport, list[dict]]:
     """Detect, track and classify the faces of every ``every``-th frame of ``path``; returns the report and
     the rows (see :func:`video_columns`). With ``out``, the annotated video, CSV, plots and summary are
     written as it goes. ``check(reader)`` may raise :class:`VideoError` to refuse a video before any work;
-    reading stops after ``max_frames`` (the report then says so). Raises :class:`VideoError` for a file
-    that cannot be read at all."""
+    reading stops after ``max_frames`` (the report then says so). ``on_frame(frames_read)`` is called after
+    each frame read (progress; an exception it raises stops the run, the rows so far kept as partial).
+    Raises :class:`VideoError` for a file that cannot be read at all."""
     if every < 1:
         raise ValueError(f"every={every}: must be 1 or more")
     if out and not overwrite and (clash := out.existing()):
@@ -224,13 +226,14 @@ def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths
     try:
         if check:
             check(reader)
-        return _run(recognizer, reader, every, out, show_progress, max_frames)
+        return _run(recognizer, reader, every, out, show_progress, max_frames, on_frame)
     finally:
         reader.close()
 
 
 def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
-         show_progress: bool, max_frames: int | None = None) -> tuple[VideoReport, list[dict]]:
+         show_progress: bool, max_frames: int | None = None,
+         on_frame: Callable[[int], None] | None = None) -> tuple[VideoReport, list[dict]]:
     from fer.core.cli import progress
     from fer.serving.recognize import draw_tracks
     from fer.serving.table import CsvTable, face_row
@@ -268,6 +271,8 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
             session.detect_async(frame, 1000 * t)
             report.frames_read += 1
             bar.update()
+            if on_frame:
+                on_frame(report.frames_read)
         session.flush()
         report.problem = report.problem or reader.problem
     except KeyboardInterrupt:
@@ -382,3 +387,24 @@ def batch_analyzers() -> dict:
     from fer.serving.batch import photo_outcome
 
     return {"photo": photo_outcome, "video": video_outcome}
+
+
+def video_header(path: str | Path) -> tuple[int, int, float]:
+    """(width, height, duration in seconds) of a video's first video stream as its container announces them, no
+    frame decoded (0 where the container does not say): limits can refuse a video before :class:`VideoReader`
+    decodes a frame of any size. Raises :class:`VideoError` when FFmpeg cannot open it or it holds no video."""
+    import av
+
+    if not Path(path).is_file():
+        raise VideoError(f"{path}: no such file")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0] if container.streams.video else None
+            if stream is not None:
+                seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+                    (container.duration or 0) / 1e6
+                return stream.codec_context.width or 0, stream.codec_context.height or 0, max(0.0, seconds)
+    except (av.error.FFmpegError, OSError, ValueError):
+        raise VideoError(f"{path}: not a video FFmpeg can read (unknown format, or a truncated or corrupt "
+                         f"file)") from None
+    raise VideoError(f"{path}: holds no video stream")
