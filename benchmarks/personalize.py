@@ -136,11 +136,12 @@ def write_corrections(folder: Path, faces: np.ndarray, labels, predicted_probs: 
 
 
 def settings(args) -> list[dict]:
-    """The settings to run: every --anchor × every --replay-weight (fer.personalize's defaults when not given)."""
+    """The settings to run: every --anchor × every --replay-weight (fer.personalize's defaults when not given;
+    the anchor's, None, depends on the mode and is resolved by PersonalizeConfig)."""
     from fer.training.config import PersonalizeConfig
 
     default = PersonalizeConfig(feedback="", out="")
-    return [{"anchor": a, "replay_weight": w} for a in args.anchor or [default.anchor]
+    return [{"anchor": a, "replay_weight": w} for a in args.anchor or [None]
             for w in args.replay_weight or [default.replay_weight]]
 
 
@@ -229,9 +230,10 @@ class Trainer:
         prep_wall, prep_cpu = time.perf_counter() - wall, time.process_time() - cpu
         for setting in grid:
             wall, cpu = time.perf_counter(), time.process_time()
-            head, _ = fit(prepared, dataclasses.replace(config, **setting))
-            yield (setting, head, round(prep_wall + time.perf_counter() - wall, 1),
-                   round(prep_cpu + time.process_time() - cpu, 1))
+            chosen = dataclasses.replace(config, **setting)
+            head, _ = fit(prepared, chosen)
+            yield ({name: getattr(chosen, name) for name in setting}, head,
+                   round(prep_wall + time.perf_counter() - wall, 1), round(prep_cpu + time.process_time() - cpu, 1))
 
 
 def median_rows(rows: list[dict], keys: list[str], group: tuple[str, ...], spread: Sequence[str] = ()) -> list[dict]:
