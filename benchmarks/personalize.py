@@ -1,13 +1,17 @@
-"""Simulated users of `python -m fer.personalize` (issue 22): does a personal model learn the user's view of new
-faces, how much of FER-2013 does it forget, and how long does it take?
+"""Simulated users of `python -m fer.personalize` (issues 22 and 36): does a personal model learn the user's view
+of new faces, how much does it forget, and how long does it take?
 
-    python benchmarks/personalize.py --csv ../shared/data/fer2013.csv.gz --ferplus ../shared/data/ferplus_labels.csv \\
+    python -m benchmarks.personalize --csv ../shared/data/fer2013.csv.gz --ferplus ../shared/data/ferplus_labels.csv \\
         --json docs/personalize.json --md docs/personalize.md [--studies ferplus camera] [--modes replay none] \\
-        [--n 25 100 400] [--seeds 3] [--anchor A ...] [--replay-weight W ...] [--timing 100] [--cache runs/cache]
+        [--n 25 100 400] [--seeds 3] [--anchor A ...] [--replay-weight W ...] [--split PublicTest|PrivateTest] \\
+        [--timing 100] [--cache runs/cache]
 
 (a) `ferplus`: a user whose labels are FER+'s. N corrections drawn at random from the training faces where the
-    FER+ majority disagrees with FER-2013's label. Measured on PublicTest with FER+ majority labels (the user's
-    view of new faces; contempt, unknown and not-a-face left out) and FER-2013 labels (forgetting).
+    FER+ majority disagrees with FER-2013's label. Measured on --split (PublicTest to choose settings, PrivateTest
+    once) with FER+ majority labels (the user's view of new faces; contempt, unknown and not-a-face left out) and,
+    for forgetting, on the *agreed faces* (:func:`agreed_labels`: faces whose FER-2013 label is the FER+ majority,
+    so a correction towards the crowd cannot count against itself); FER-2013's labels on every face are kept
+    beside them for comparison with issue 22's measure.
 (b) `camera`: a new camera. PrivateTest faces (never seen by the base model) pasted upright into one scene style (the `coffee` photo, faces 60–120
     px wide, fer.evaluation.scenes) and cut out by YuNet as the app does; the user corrects N crops the base model gets
     wrong, with their FER-2013 labels (so what changes is the camera, not the taste). Measured on PublicTest
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -71,7 +76,9 @@ def parse_args(argv=None):
                    help="fer.personalize --anchor; several values: a sweep, each a row of its own (default: its own)")
     p.add_argument("--replay-weight", type=float, nargs="+",
                    help="fer.personalize --replay-weight, as --anchor (with --anchor: every pair)")
-    p.add_argument("--test-limit", type=int, help="only the first N PublicTest faces (a quick try)")
+    p.add_argument("--split", default="PublicTest", choices=["PublicTest", "PrivateTest"],
+                   help="the faces (a) is measured on: PublicTest to choose settings, PrivateTest once")
+    p.add_argument("--test-limit", type=int, help="only the first N test faces (a quick try)")
     p.add_argument("--scene-pool", type=int, default=1500, help="PrivateTest faces pasted into the user's scene")
     p.add_argument("--scene-test", type=int, default=1000, help="PublicTest faces pasted into the other scenes")
     p.add_argument("--json", required=True)
@@ -79,6 +86,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not args.merge and not (args.csv and args.ferplus):
         p.error("--csv and --ferplus are needed (or --merge)")
+    if args.split != "PublicTest" and "camera" in args.studies:
+        p.error("--split PrivateTest: only for --studies ferplus (the camera study's users are PrivateTest faces)")
     return args
 
 
@@ -105,6 +114,13 @@ def disagreement_pool(data) -> np.ndarray:
     return np.where((usage == "Training") & (plus != "") & (plus != fer))[0]
 
 
+def agreed_labels(fer: np.ndarray, plus: np.ndarray) -> np.ndarray:
+    """The forgetting measure's labels (issue 36): FER-2013's label where the FER+ majority is the same class,
+    "" (left out) elsewhere. A user correcting towards the crowd changes answers where the two label sets
+    disagree; on the faces where they agree, any loss is forgetting."""
+    return np.where((plus != "") & (plus == fer), fer, "")
+
+
 def accuracy(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> float:
     keep = labels != ""
     return float(np.mean(np.array(classes)[probs[keep].argmax(1)] == labels[keep]))
@@ -120,11 +136,12 @@ def write_corrections(folder: Path, faces: np.ndarray, labels, predicted_probs: 
 
 
 def settings(args) -> list[dict]:
-    """The settings to run: every --anchor × every --replay-weight (fer.personalize's defaults when not given)."""
+    """The settings to run: every --anchor × every --replay-weight (fer.personalize's defaults when not given;
+    the anchor's, None, depends on the mode and is resolved by PersonalizeConfig)."""
     from fer.training.config import PersonalizeConfig
 
     default = PersonalizeConfig(feedback="", out="")
-    return [{"anchor": a, "replay_weight": w} for a in args.anchor or [default.anchor]
+    return [{"anchor": a, "replay_weight": w} for a in args.anchor or [None]
             for w in args.replay_weight or [default.replay_weight]]
 
 
@@ -213,17 +230,22 @@ class Trainer:
         prep_wall, prep_cpu = time.perf_counter() - wall, time.process_time() - cpu
         for setting in grid:
             wall, cpu = time.perf_counter(), time.process_time()
-            head, _ = fit(prepared, dataclasses.replace(config, **setting))
-            yield (setting, head, round(prep_wall + time.perf_counter() - wall, 1),
-                   round(prep_cpu + time.process_time() - cpu, 1))
+            chosen = dataclasses.replace(config, **setting)
+            head, _ = fit(prepared, chosen)
+            yield ({name: getattr(chosen, name) for name in setting}, head,
+                   round(prep_wall + time.perf_counter() - wall, 1), round(prep_cpu + time.process_time() - cpu, 1))
 
 
-def median_rows(rows: list[dict], keys: list[str], group: tuple[str, ...]) -> list[dict]:
+def median_rows(rows: list[dict], keys: list[str], group: tuple[str, ...], spread: Sequence[str] = ()) -> list[dict]:
+    """One row per ``group`` value: the median of each of ``keys`` over its runs, and for each of ``spread`` also
+    the lowest and highest (``KEY_min``, ``KEY_max``)."""
     out = {}
     for r in rows:
         out.setdefault(tuple(r[g] for g in group), []).append(r)
-    return [{**dict(zip(group, k)), "runs": len(v), **{key: round(float(np.median([r[key] for r in v])), 4)
-                                                      for key in keys}} for k, v in sorted(out.items())]
+    return [{**dict(zip(group, k)), "runs": len(v),
+             **{key: round(float(np.median([r[key] for r in v])), 4) for key in keys},
+             **{f"{key}_{end}": round(float(fn([r[key] for r in v])), 4) for key in spread
+                for end, fn in (("min", np.min), ("max", np.max))}} for k, v in sorted(out.items())]
 
 
 def record_run(study: dict, base: dict, scores: dict, gains: dict[str, str], run: dict, save) -> None:
@@ -234,20 +256,31 @@ def record_run(study: dict, base: dict, scores: dict, gains: dict[str, str], run
     row |= {gain: row[score] - base[score] for gain, score in gains.items()}
     study["runs"].append(row)
     keys = [*scores, *gains, "seconds", "cpu_seconds", "load_average"]
-    study["medians"] = median_rows(study["runs"], keys, GROUP)
+    study["medians"] = median_rows(study["runs"], keys, GROUP, spread=list(gains))
     save(study)
     print(json.dumps(row), flush=True)
 
 
+def user_scores(probs: np.ndarray, fer: np.ndarray, plus: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """(a)'s scores of one model on the test faces: the user's view (FER+ labels), the agreed faces (forgetting)
+    and FER-2013's labels on every face (issue 22's forgetting measure, for comparison)."""
+    return {"ferplus": accuracy(probs, plus, classes), "agreed": accuracy(probs, agreed_labels(fer, plus), classes),
+            "fer2013": accuracy(probs, fer, classes)}
+
+
+FERPLUS_GAINS = {"ferplus_gain": "ferplus", "agreed_change": "agreed", "fer2013_change": "fer2013"}
+
+
 def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
     faces, fer, plus, usage = data
-    test = np.where(usage == "PublicTest")[0][:args.test_limit]
+    test = np.where(usage == args.split)[0][:args.test_limit]
     pool = disagreement_pool(data)
-    trainer.features("PublicTest", faces[test])
-    before = trainer.probs(None, "PublicTest")
+    trainer.features(args.split, faces[test])
     classes = trainer.classes
-    base = {"ferplus": accuracy(before, plus[test], classes), "fer2013": accuracy(before, fer[test], classes)}
-    study = {"pool": int(len(pool)), "test_faces": int(len(test)), "before": base, "runs": []}
+    base = user_scores(trainer.probs(None, args.split), fer[test], plus[test], classes)
+    study = {"pool": int(len(pool)), "split": args.split, "test_faces": int(len(test)),
+             "ferplus_faces": int(np.sum(plus[test] != "")),
+             "agreed_faces": int(np.sum(agreed_labels(fer[test], plus[test]) != "")), "before": base, "runs": []}
     for n in args.n:
         for seed in seeds(args):
             pick = np.random.default_rng(1000 + seed).choice(pool, size=n, replace=False)
@@ -255,10 +288,8 @@ def ferplus_study(args, data, trainer: Trainer, work: Path, save) -> dict:
             for mode in args.modes:
                 for setting, head, seconds, cpu in trainer.runs(faces[pick], plus[pick], user_probs, mode, seed, work,
                                                                 settings(args)):
-                    after = trainer.probs(head, "PublicTest")
-                    record_run(study, base, {"ferplus": accuracy(after, plus[test], classes),
-                                             "fer2013": accuracy(after, fer[test], classes)},
-                               {"ferplus_gain": "ferplus", "fer2013_change": "fer2013"},
+                    after = trainer.probs(head, args.split)
+                    record_run(study, base, user_scores(after, fer[test], plus[test], classes), FERPLUS_GAINS,
                                {"n": n, "seed": seed, "mode": mode, **setting, "seconds": seconds,
                                 "cpu_seconds": cpu}, save)
     return study
@@ -380,17 +411,26 @@ def timing(args, data, work: Path) -> dict:
             "said": done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""}
 
 
+def change(row: dict, key: str) -> str:
+    """A median change in points, with its range over the runs when the row has it: "+6.0 (+5.1 to +6.8)"."""
+    text = f"{100 * row[key]:+.1f}"
+    if f"{key}_min" in row and row["runs"] > 1:
+        text += f" ({100 * row[f'{key}_min']:+.1f} to {100 * row[f'{key}_max']:+.1f})"
+    return text
+
+
 def markdown(report: dict) -> str:
     commands = [f"`{c}`" for c in report["command"].split(" ; ")]
     if "merge_command" in report:
         commands.append(f"put together by `{report['merge_command']}`")
-    lines = ["# Personal models from corrections (issue 22)", "", *[f"- {c}" for c in commands], "",
+    lines = ["# Personal models from corrections (issues 22 and 36)", "", *[f"- {c}" for c in commands], "",
              f"Machine: {report['machine']}; load average at start {report['load_average_start']}, at end "
-             f"{report.get('load_average_end')}. Base: `{report['base']}`. Medians of {report['seeds']} seeds. "
+             f"{report.get('load_average_end')}. Base: `{report['base']}`. Medians of {report['seeds']} seeds "
+             "(simulated users), the lowest and highest in brackets. "
              "Each simulated user's corrections are saved with `fer.serving.feedback.save_correction` as the app saves "
              "them and trained with `fer.personalize`'s own `prepare` and `fit`; the heads are scored on the "
              "backbone's features of the test faces (the backbone is frozen). *seconds*: prepare (corrections, "
-             "replay faces, features) + training, wall clock, niced (`nice -n 19`) beside whatever else ran; "
+             "replay faces, features) + training, wall clock, beside whatever else ran on the shared cores; "
              "*CPU s*: the same in CPU time, what it takes on an idle core; *load*: the 1-minute load average "
              "after the run.", ""]
     if "timing" in report:
@@ -401,17 +441,24 @@ def markdown(report: dict) -> str:
     if "ferplus" in report:
         s = report["ferplus"]
         b = s["before"]
+        split = s.get("split", "PublicTest")
         lines += ["## (a) A user whose labels are FER+'s",
                   "", f"Corrections drawn from the {s['pool']:,} training faces where FER+'s majority disagrees with "
-                  f"FER-2013; tested on {s['test_faces']:,} PublicTest faces. Base: FER+ labels {b['ferplus']:.2%}, "
-                  f"FER-2013 labels {b['fer2013']:.2%}.", "",
-                  "| corrections | mode | anchor | replay weight | FER+ labels (user's view) | change | FER-2013 labels "
-                  "| change | seconds | CPU s | load | runs |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  f"FER-2013; tested on {split} ({s['test_faces']:,} faces): the user's view is the FER+ majority "
+                  f"({s.get('ferplus_faces', s['test_faces']):,} faces with one of the 7 classes); forgetting is "
+                  f"measured on the *agreed faces* ({s.get('agreed_faces', 0):,}), whose FER-2013 label is the FER+ "
+                  "majority, so a correction towards the crowd cannot count against itself; FER-2013's labels on "
+                  f"every face (issue 22's measure) are kept for comparison. Base: FER+ labels {b['ferplus']:.2%}, "
+                  f"agreed faces {b.get('agreed', float('nan')):.2%}, FER-2013 labels {b['fer2013']:.2%}.", "",
+                  "| corrections | mode | anchor | replay weight | FER+ labels (user's view) | change | agreed faces "
+                  "| change | FER-2013 labels, all faces | change | seconds | CPU s | load | runs |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m in s.get("medians", []):
-            lines.append(f"| {m['n']} | {m['mode']} | {m['anchor']} | {m['replay_weight']} | {m['ferplus']:.2%} | {100 * m['ferplus_gain']:+.1f} | "
-                         f"{m['fer2013']:.2%} | {100 * m['fer2013_change']:+.1f} | {m['seconds']:.0f} | "
-                         f"{m['cpu_seconds']:.0f} | {m['load_average']:.1f} | {m['runs']} |")
+            agreed = (f"{m['agreed']:.2%} | {change(m, 'agreed_change')}" if "agreed" in m else " | ")
+            lines.append(f"| {m['n']} | {m['mode']} | {m['anchor']} | {m['replay_weight']} | {m['ferplus']:.2%} | "
+                         f"{change(m, 'ferplus_gain')} | {agreed} | {m['fer2013']:.2%} | "
+                         f"{change(m, 'fer2013_change')} | {m['seconds']:.0f} | {m['cpu_seconds']:.0f} | "
+                         f"{m['load_average']:.1f} | {m['runs']} |")
         lines.append("")
     if "camera" in report:
         s = report["camera"]
@@ -439,9 +486,11 @@ def markdown(report: dict) -> str:
 
 
 GROUP = ("n", "mode", "anchor", "replay_weight")  # the medians' rows
-STUDY_KEYS = {"ferplus": ["ferplus", "fer2013", "ferplus_gain", "fer2013_change", "seconds", "cpu_seconds",
+STUDY_GAINS = {"ferplus": ["ferplus_gain", "agreed_change", "fer2013_change"],
+               "camera": ["scene_gain", "fer2013_change"]}  # their spread over runs is kept beside the medians
+STUDY_KEYS = {"ferplus": ["ferplus", "agreed", "fer2013", *STUDY_GAINS["ferplus"], "seconds", "cpu_seconds",
                           "load_average"],
-              "camera": ["other_scenes", "fer2013", "scene_gain", "fer2013_change", "seconds", "cpu_seconds",
+              "camera": ["other_scenes", "fer2013", *STUDY_GAINS["camera"], "seconds", "cpu_seconds",
                          "load_average"]}
 
 
@@ -449,15 +498,20 @@ def merge(args, argv=None) -> int:
     """One report from several (the same command split over seeds with --seed-values, or over studies and
     settings): runs put together, medians anew."""
     parts = [json.loads(Path(f).read_text()) for f in args.merge]
+    splits = {p["ferplus"].get("split", "PublicTest") for p in parts if "ferplus" in p}
+    if len(splits) > 1:
+        raise SystemExit(f"--merge: the reports were measured on different splits ({', '.join(sorted(splits))})")
     report = {**parts[0], "command": " ; ".join(p["command"] for p in parts),
-              "merge_command": "python benchmarks/personalize.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "machine": " ; ".join(dict.fromkeys(p["machine"] for p in parts)),
+              "merge_command": "python -m benchmarks.personalize " + shlex.join(sys.argv[1:] if argv is None else argv),
               "load_average_start": [p["load_average_start"] for p in parts],
               "load_average_end": [p.get("load_average_end") for p in parts], "merged_from": list(args.merge)}
     for name, keys in STUDY_KEYS.items():
         studies = [p[name] for p in parts if name in p]
         if studies:
             runs = [r for s in studies for r in s["runs"]]
-            report[name] = {**studies[0], "runs": runs, "medians": median_rows(runs, keys, GROUP)}
+            report[name] = {**studies[0], "runs": runs,
+                            "medians": median_rows(runs, keys, GROUP, spread=STUDY_GAINS[name])}
     report["seeds"] = len({r["seed"] for name in STUDY_KEYS if name in report for r in report[name]["runs"]})
     report["settings"] = [dict(t) for t in dict.fromkeys(tuple(d.items()) for p in parts for d in p.get("settings", []))]
     report.pop("timing", None)
@@ -480,8 +534,9 @@ def main(argv=None) -> int:
 
     configure_logging()
     start = time.time()
-    report = {"command": "python benchmarks/personalize.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-              "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+    report = {"command": "python -m benchmarks.personalize " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, "
+                         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
               "load_average_start": [round(x, 2) for x in os.getloadavg()], "seeds": len(seeds(args)), "modes": args.modes,
               "settings": settings(args), "base": Path(args.base).name}
 

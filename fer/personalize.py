@@ -30,7 +30,7 @@ import sys
 from fer.core.card import ModelLoadError
 from fer.core.cli import configure_logging
 from fer.serving.feedback import FeedbackError
-from fer.training.config import PersonalizeConfig
+from fer.training.config import ANCHOR_WITH_REPLAY, ANCHOR_WITHOUT_REPLAY, PersonalizeConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     p.add_argument("--replay-weight", type=float, default=d.replay_weight,
                    help=f"weight of the distillation loss on the replayed faces (default {d.replay_weight})")
-    p.add_argument("--anchor", type=float, default=d.anchor,
-                   help=f"weight of the pull towards the base's head weights (default {d.anchor})")
+    p.add_argument("--anchor", type=float, help="weight of the pull towards the base's head weights (default "
+                                                 f"{ANCHOR_WITH_REPLAY} with --data, {ANCHOR_WITHOUT_REPLAY} without)")
     p.add_argument("--seed", type=int, default=d.seed)
     return p.parse_args(argv)
 

@@ -204,6 +204,13 @@ def parse_augment(preset: str, overrides: list[str]):
     return dataclasses.replace(AUGMENT_PRESETS[preset], **changes)
 
 
+#: ``--anchor``'s default with replayed faces (``--data``): they also hold the head near the base, so the pull on
+#: its weights can be weaker (chosen on PublicTest by the rule in docs/personalize_v4_agreed.md).
+ANCHOR_WITH_REPLAY = 0.25
+#: ``--anchor``'s default without replayed faces: the pull is all that keeps the head near the base.
+ANCHOR_WITHOUT_REPLAY = 1.0
+
+
 @dataclass
 class PersonalizeConfig:
     """One personalisation; the fields are ``python -m fer.personalize``'s options."""
@@ -221,9 +228,15 @@ class PersonalizeConfig:
     steps: int = 300
     lr: float = 1e-3
     replay_weight: float = 1.0
-    anchor: float = 1.0  # L2 pull of the head's weights towards the base's (per weight, summed, × this)
+    # L2 pull of the head's weights towards the base's (per weight, summed, × this); None: ANCHOR_WITH_REPLAY
+    # when faces are replayed (--data and --replay > 0), ANCHOR_WITHOUT_REPLAY otherwise
+    anchor: float | None = None
     seed: int = 0
     command: str = ""
+
+    def __post_init__(self) -> None:
+        if self.anchor is None:
+            self.anchor = ANCHOR_WITH_REPLAY if self.data and self.replay else ANCHOR_WITHOUT_REPLAY
 
     def check(self) -> None:
         for name, least in {"views": 1, "steps": 1, "replay": 0}.items():
