@@ -17,7 +17,7 @@ from fer.serving.timeline import EmotionTimeline
 from fer.serving.video import OutputPaths, VideoError, VideoReader, analyze_video, plot_faces
 from fer_app.corrections import ServedModel, feedback_panel, upload_corrections, webcam_corrections
 from fer_app.files import ResultFiles
-from fer_app.markup import LIVE_VIEW_CSS, LIVE_VIEW_JS, describe, live_view_markup
+from fer_app.markup import LIVE_VIEW_CSS, LIVE_VIEW_JS, accuracy_text, describe, live_view_markup, usage_text
 from fer_app.routes import live_view_config, live_view_routes
 from fer_app.settings import (
     CACHE_SWEEP,
@@ -45,6 +45,7 @@ def check_clip(reader: VideoReader) -> None:
 
 
 def video_status(report, rows: list[dict]) -> str:
+    """The Video tab's status line: frames, size, seconds and face ids, and why the results stop early when they do."""
     faces = ", ".join(f"#{i}" for i in report.face_ids)
     text = (f"{report.frames_read} frames ({report.width}×{report.height}) in {report.seconds:.1f} s; "
             + (f"faces {faces}." if faces else "no face found."))
@@ -74,6 +75,14 @@ def live_view(recognizer: FaceRecognizer, model: str | Path | None,
     gr.HTML(live_view_markup(config, reason), js_on_load=LIVE_VIEW_JS, css_template=LIVE_VIEW_CSS,
             elem_id="device-view")
     return where, files
+
+
+#: The example inputs the Upload and Video tabs offer (public domain and CC0: examples/LICENSE.md).
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+PHOTO_EXAMPLES = ("astronaut.jpg", "two_faces.jpg")
+CLIP_EXAMPLES = ("clip.mp4",)
+EXAMPLES_CREDIT = ("Examples: Eileen Collins (NASA) and Grace Hopper (U.S. Navy), public domain; the coffee table, "
+                   "CC0 (Rachel Michetti).")
 
 
 @dataclass
@@ -151,7 +160,11 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
         return annotated, status, details, *labels, *hidden[len(labels):]
 
     with gr.Blocks(title="fer: facial expression recognition", delete_cache=CACHE_SWEEP) as demo:
-        gr.Markdown(describe(recognizer, model))
+        gr.Markdown(describe(recognizer), elem_id="intro")
+        accuracy = accuracy_text(model)
+        if accuracy:
+            with gr.Accordion("How accurate is it?", open=False, elem_id="accuracy"):
+                gr.Markdown(accuracy)
         corrections_count = feedback_panel(served) if served else None
         with gr.Tab("Webcam", id="webcam"):
             where, live_files = live_view(recognizer, model, feedback_on=served is not None)
@@ -185,6 +198,9 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
                 upload = gr.Image(sources=["upload", "clipboard"], type="filepath", label="Image", elem_id="upload")
                 result = gr.Image(label="Faces", show_label=False, buttons=[], format="jpeg", interactive=False,
                                   elem_id="result")
+            gr.Examples([[str(EXAMPLES_DIR / name)] for name in PHOTO_EXAMPLES], inputs=upload, label="Try an example",
+                        elem_id="upload-examples")
+            gr.Markdown(EXAMPLES_CREDIT, elem_classes="examples-credit")
             status = gr.Markdown(elem_id="status")
             with gr.Row():
                 labels = [gr.Label(visible=False, num_top_classes=len(recognizer.classes)) for _ in range(MAX_FACES_SHOWN)]
@@ -202,10 +218,18 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
                     clip = gr.File(label=f"Video (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB)", elem_id="clip")
                     clip_status = gr.Markdown(elem_id="clip-status")
                     clip_csv = gr.File(label="Every frame's faces (CSV)", interactive=False, elem_id="clip-csv")
+                    clip_examples = gr.Examples([[str(EXAMPLES_DIR / name)] for name in CLIP_EXAMPLES], inputs=clip,
+                                                label="Try an example", elem_id="clip-examples")
+                    gr.Markdown(EXAMPLES_CREDIT, elem_classes="examples-credit")
                 clip_result = gr.Video(label="Faces", interactive=False, elem_id="clip-result")
             # no label badge: it would cover the plot's top left; the figure carries its own title
             clip_plot = gr.Image(label="Expressions over time", show_label=False, type="filepath", interactive=False,
                                  elem_id="clip-plot")
             clip.upload(analyze_clip, clip, [clip_result, clip_plot, clip_csv, clip_status], api_name="analyze_video",
                         concurrency_limit=1, preprocess=False)
+            # an example is analysed as an upload is (clip.upload does not fire when an example fills the box)
+            clip_examples.load_input_event.then(analyze_clip, clip, [clip_result, clip_plot, clip_csv, clip_status],
+                                                concurrency_limit=1, preprocess=False, api_name=False)
+        with gr.Accordion("How to use it, and what is kept", open=False, elem_id="usage"):
+            gr.Markdown(usage_text())
     return Page(demo, live_view_routes(live_files, served))

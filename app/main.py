@@ -26,7 +26,9 @@ from fer_app.settings import MAX_UPLOAD
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The app's options (``--help`` lists them)."""
+    p = argparse.ArgumentParser(prog="fer-app", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help=DEFAULT_MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int, default=7860)
@@ -64,6 +66,7 @@ def start_feedback(folder: str | None) -> Path | None:
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run the app (``fer-app``): load the model, build the page and serve it until stopped; returns the exit status."""
     args = parse_args(argv)
     configure_logging()
     try:

@@ -6,7 +6,7 @@ import html
 import json
 from pathlib import Path
 
-from fer.core.card import describe_suite, suite_figures
+from fer.core.card import suite_figures, suite_path
 from fer.serving.recognize import FaceRecognizer
 from fer_app.settings import CACHE_SWEEP, LIVE_PLOT_S, PAGE_DIR, VIDEO_MAX_MB, VIDEO_MAX_S
 
@@ -15,18 +15,58 @@ LIVE_VIEW_JS = (PAGE_DIR / "live_view.js").read_text()
 LIVE_VIEW_CSS = (PAGE_DIR / "live_view.css").read_text()
 
 
-def describe(recognizer: FaceRecognizer, model: str | Path | None = None) -> str:
-    suite = suite_figures(model) if model else None
-    measured = f"\n\nHow well it does where it matters: {describe_suite(suite)}." if suite else ""
-    return f"""# Facial expression recognition
-Every face in view is found ({recognizer.detector_name}) and classified into {len(recognizer.classes)}
-expressions ({', '.join(recognizer.classes)}) by a fastai/timm model: **{recognizer.predictor.describe()}**.{measured}
+def describe(recognizer: FaceRecognizer) -> str:
+    """The page's opening: its title and one sentence about what it does."""
+    return (f"# Facial expression recognition\n"
+            f"Finds every face in your camera, a photo or a video and tells which of {len(recognizer.classes)} "
+            f"expressions it shows ({', '.join(recognizer.classes)}), and how sure it is.")
 
-**Webcam**: press Start and allow the camera; boxes and labels follow each face, the panel shows the
+
+def percent(share: float) -> str:
+    """A share as a whole percentage (0.706 → ``71%``)."""
+    return f"{100 * share:.0f}%"
+
+
+def accuracy_in_words(suite: dict, source: str) -> str:
+    """The evaluation suite's figures (:func:`fer.core.card.suite_figures`) for a user: what share of faces the
+    model gets right, on which faces, against which labels, and the command and file they come from."""
+    cells = suite["cells"]
+    plain, upright, tilted = cells["plain"], cells["crops upright"], cells["crops tilted"]
+    recall = plain["fer2013"]["recall"]
+    best, worst = sorted(recall, key=recall.get, reverse=True), sorted(recall, key=recall.get)
+    return f"""**On faces it never saw in training**: {plain['fer2013']['n']:,} photos of faces from FER-2013's test set
+({suite['usage']}: small grey pictures of faces found on the web, each labelled with one of the seven expressions).
+
+- It gives the **same expression as the data set's label for {percent(plain['fer2013']['accuracy'])}** of these faces,
+  and the same as **most of ten people who labelled each face again** (the FER+ votes) for
+  {percent(plain['ferplus']['accuracy'])}.
+- It is best at {best[0]} ({percent(recall[best[0]])} of {best[0]} faces named right) and {best[1]}
+  ({percent(recall[best[1]])}), weakest at {worst[0]} ({percent(recall[worst[0]])}) and {worst[1]}
+  ({percent(recall[worst[1]])}), which it often mistakes for other expressions.
+- **In photos**: the same faces, each pasted into a larger photo, are found {percent(upright['detected'])} of the time when
+  upright ({percent(tilted['detected'])} when tilted), and of the faces found it names {percent(upright['fer2013']['accuracy'])}
+  right ({percent(tilted['fer2013']['accuracy'])} tilted).
+
+Expressions are judged from one still face: people themselves disagree on many of these faces, and a face can
+show an expression the person does not feel. Measured by `python -m fer.evaluate --suite --usage {suite['usage']}`,
+which wrote these figures to `{source}` beside the model."""
+
+
+def accuracy_text(model: str | Path | None) -> str | None:
+    """What :func:`accuracy_in_words` says about ``model``, or None when the suite never measured it."""
+    suite = suite_figures(model) if model else None
+    return accuracy_in_words(suite, suite_path(Path(model).with_suffix(".onnx")).name) if suite else None
+
+
+def usage_text() -> str:
+    """How to use each tab, and what the app keeps (the fold at the foot of the page)."""
+    return f"""**Webcam**: press Start and allow the camera; boxes and labels follow each face, the panel shows the
 largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. By default your browser does the
 work and frames never leave your device; switch to "the server" to stream them here instead. **Upload**: drop
-a photo; each face gets its probabilities, left to right. **Video**: upload a clip (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD)
-for an annotated video with tracked face ids, the expressions over time and a CSV of every frame.
+a photo, or click an example; each face gets its probabilities, left to right. **Video**: upload a clip (up to
+{VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD) for an annotated video with tracked face ids, the expressions over time
+and a CSV of every frame.
+
 Uploads, camera frames streamed to the server and results stay in a temporary folder on this server for at most
 {CACHE_SWEEP[0] + CACHE_SWEEP[1]} seconds and are deleted when the app stops; nothing else is stored."""
 

@@ -102,10 +102,12 @@ class ServiceSettings:
     allow_origins: tuple[str, ...] = ()  #: other origins allowed to POST and DELETE (e.g. behind a proxy)
 
     def to_json(self) -> str:
+        """The settings as JSON (handed to uvicorn's worker processes)."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> ServiceSettings:
+        """Settings from :meth:`to_json`'s text."""
         fields = json.loads(text)
         return cls(**{**fields, "allow_origins": tuple(fields.get("allow_origins", ()))})
 
@@ -123,6 +125,7 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.kind, self.headers = status, title, detail, kind, headers or {}
 
     def response(self, instance: str) -> JSONResponse:
+        """The problem as an RFC 9457 ``application/problem+json`` response."""
         body = {"type": f"urn:fer-serve:problem:{self.kind}" if self.kind else "about:blank", "title": self.title,
                 "status": self.status, "detail": self.detail, "instance": instance}
         return JSONResponse(body, self.status, headers=self.headers, media_type=PROBLEM_MEDIA)
@@ -155,6 +158,7 @@ BUSY = {503: {"description": "The queue is full: retry after Retry-After seconds
 
 
 class FaceBox(BaseModel):
+    """A face's box in the photo's pixels, with YuNet's score and landmarks."""
     x: int
     y: int
     w: int
@@ -164,18 +168,21 @@ class FaceBox(BaseModel):
 
 
 class FaceDocument(BaseModel):
+    """One face: its box, most probable class and every class's probability."""
     box: FaceBox
     label: str = Field(description="the most probable class")
     probabilities: dict[str, float] = Field(description="class → probability (they sum to 1)")
 
 
 class FacesAnswer(BaseModel):
+    """The answer to a photo: its size and every face found."""
     width: int = Field(description="the photo's width in pixels (after its EXIF rotation); boxes are in these pixels")
     height: int
     faces: list[FaceDocument] = Field(description="every face found, left to right (Face.as_dict())")
 
 
 class JobDocument(BaseModel):
+    """A video job's state: queued, running, done or failed, with its times, progress and any problem."""
     id: str
     status: Literal["queued", "running", "done", "failed"]
     name: str = Field(description="the upload's file name")
@@ -192,6 +199,7 @@ class JobDocument(BaseModel):
 
 
 class VideoResult(BaseModel):
+    """A finished video job's result: the video's summary and one row per analysed frame and face."""
     id: str
     name: str
     video: dict
@@ -201,6 +209,7 @@ class VideoResult(BaseModel):
 
 
 class ModelDocument(BaseModel):
+    """The model the service runs: its name, description, classes, detector, card and suite figures."""
     name: str = Field(description="the model file's name")
     description: str
     classes: list[str]
@@ -210,6 +219,7 @@ class ModelDocument(BaseModel):
 
 
 class Health(BaseModel):
+    """The liveness answer."""
     status: Literal["ok"]
 
 
@@ -237,10 +247,12 @@ class Admission:
         self.seconds = 0.05  # time per analysis, a moving average
 
     def retry_after(self) -> int:
+        """Seconds after which a refused request is likely to find a place."""
         return max(1, math.ceil(self.admitted * self.seconds / self.workers))
 
     @asynccontextmanager
     async def admit(self):
+        """Hold a place while a request is analysed; 503 (queue full, with Retry-After) when there is none."""
         if self.admitted >= self.capacity:
             raise Problem(503, "queue full", f"{self.admitted} requests are being analysed or waiting (the "
                                              f"server's --concurrency plus --queue): retry after "
@@ -265,7 +277,7 @@ class Admission:
 
 
 class BodyTooLarge(Exception):
-    pass
+    """A request body passed the service's ``--max-bytes``."""
 
 
 class Guard:
@@ -295,6 +307,8 @@ class Guard:
             await self.refuse(too_large(self.settings.max_bytes), scope, receive, send)
 
     async def refuse(self, problem: Problem, scope, receive, send) -> None:
+        """Answer the request with ``problem`` (a WebSocket is closed), reading no more of an oversized body than
+        needed."""
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
@@ -345,6 +359,7 @@ def foreign_origin(request: Request, allowed: tuple[str, ...]) -> str | None:
 
 
 def too_large(max_bytes: int) -> Problem:
+    """The 413 problem for a body over ``max_bytes``."""
     return Problem(413, "upload too large", f"the request body is over {max_bytes:,} bytes (the server's "
                                             f"--max-bytes)", "too-large")
 
@@ -447,12 +462,15 @@ class Service:
         return {"width": image.shape[1], "height": image.shape[0], "faces": [f.as_dict() for f in faces]}
 
     def model_document(self) -> dict:
+        """The model the service runs, as ``GET /v1/model`` answers."""
         predictor = self.recognizer.predictor
         return {"name": self.model_path.name, "description": predictor.describe(), "classes": self.recognizer.classes,
                 "detector": self.recognizer.detector_name, "card": predictor.card,
                 "suite": suite_figures(self.model_path) if self.model_path.suffix in (".onnx", ".pkl") else None}
 
     async def submit_video(self, request: Request) -> JSONResponse:
+        """Accept a video upload as a job (``POST /v1/videos``): 202 with the job's document, 503 when the queue is
+        full."""
         if not self.videos.reserve():
             wait = self.videos.retry_after()
             raise Problem(503, "queue full", f"{self.settings.video_queue} video jobs are queued or running in this "
@@ -480,12 +498,14 @@ class Service:
         return JSONResponse(public(status), 202, headers={"Location": f"/v1/videos/{job_id}"})
 
     def job_status(self, job_id: str) -> dict:
+        """A video job's document; 404 when there is no such job."""
         status = self.store.status(job_id)
         if status is None:
             raise no_such_job(job_id)
         return status
 
     def job_result(self, job_id: str, kind: str) -> Response:
+        """A finished job's result as JSON or CSV; 409 while it is not done."""
         status = self.job_status(job_id)
         if status["status"] != "done":
             why = status["problem"]["detail"] if status["problem"] else f"it is {status['status']}" + (
@@ -501,11 +521,13 @@ class Service:
 
 
 def no_such_job(job_id: str) -> Problem:
+    """The 404 problem for an unknown job id."""
     return Problem(404, "no such job", f"there is no video job {job_id} (finished jobs are kept "
                                        f"{JOB_KEEP_S // 60} minutes, deleted ones are gone)", "no-such-job")
 
 
 def add_routes(app: FastAPI, service: Service) -> None:
+    """Add the service's routes (health, model, photos, videos and their jobs) to ``app``."""
     jobs = ["videos"]
 
     @app.get("/healthz", tags=["service"], response_model=Health, summary="Liveness: answers without the token")

@@ -64,6 +64,7 @@ class VideoLimits:
 
     @property
     def max_frames(self) -> int:
+        """The most frames a video within the limits can have."""
         return math.ceil(self.max_s * MAX_FPS)
 
     def check(self, name: str, width: int, height: int, seconds: float) -> None:
@@ -173,6 +174,7 @@ class JobStore:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def count(self) -> int:
+        """How many jobs the store holds."""
         return sum(1 for p in self.root.iterdir() if JOB_ID.match(p.name))
 
 
@@ -202,6 +204,7 @@ def public(status: dict) -> dict:
 
 @dataclass
 class Job:
+    """A video job: its id, folder, the uploaded video and its name, and its status document."""
     id: str
     folder: Path
     video: Path
@@ -229,6 +232,7 @@ class JobRunner:
             return True
 
     def release(self) -> None:
+        """Give back a reserved place."""
         with self._lock:
             self.pending -= 1
 
@@ -328,6 +332,7 @@ class JobRunner:
 
 
 def write_csv(file, columns: list[str], rows: list[dict]) -> None:
+    """Write ``rows`` with a header of ``columns`` to ``file``."""
     writer = csv.DictWriter(file, columns)
     writer.writeheader()
     writer.writerows(rows)

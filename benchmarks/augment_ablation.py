@@ -2,7 +2,7 @@
 
     python benchmarks/augment_ablation.py --data data/fer2013 \\
         --weights ../shared/weights/tf_efficientnet_lite0.in1k.safetensors --size 64 --epochs 10 --jobs 8 \\
-        --json docs/augment_ablation.json [--crops data/fer2013_det] [--crop-eval ../shared/data/fer2013.csv.gz]
+        --json docs/results/augment_ablation.json [--crops data/fer2013_det] [--crop-eval ../shared/data/fer2013.csv.gz]
 
 Every variant is the same short run of ``python -m fer.finetune`` (same seed, lr, epochs) but for its
 ``--augment``/``--aug``/``--ema``/``--class-weight`` options; JOBS run at a time (a GPU takes several). The

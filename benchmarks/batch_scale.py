@@ -2,7 +2,7 @@
 ``fer.video`` with 1 and 2 workers, side by side in one run, and the throughput each added worker brings to
 a cluster, estimated from them.
 
-    python benchmarks/batch_scale.py --work /tmp/batch_scale --json docs/batch_scale.json --md docs/batch_scale.md
+    python benchmarks/batch_scale.py --work /tmp/batch_scale --json docs/results/batch_scale.json --md docs/batch_scale.md
 
 Inputs, made here from public-domain photos (no network): ``--photos`` JPEGs (default 500), random crops of
 the astronaut, Grace Hopper and cameraman portraits (and their mirror images) around the face, scaled 0.5–1.5×

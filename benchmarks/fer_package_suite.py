@@ -4,7 +4,7 @@ on its own model (happy > 0.9 on justin.jpg; neutral > 0.5 on the first five fra
 gives them. Ours are calibrated probabilities: they are reported, never sharpened to pass.
 
     python benchmarks/fer_package_suite.py --upstream /tmp/fer_upstream/fer-25.10.3 \\
-        [--theirs-python /tmp/fer_theirs/bin/python] [--rounds 2] [--json docs/fer_package_suite.json]
+        [--theirs-python /tmp/fer_theirs/bin/python] [--rounds 2] [--json docs/results/fer_package_suite.json]
 
 ``--upstream`` is a folder holding the suite and its media as in the fer repository: tests/test_fer.py,
 tests/woman2.mp4, justin.jpg, no-faces.jpg, example.py (the sdist has the test file; the media come from
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--theirs-python", help="a Python with the fer package installed: its figures for reference")
     parser.add_argument("--rounds", type=int, default=2,
                         help="figure runs of each package, alternated (speed: the best of them)")
-    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "fer_package_suite.json")
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "fer_package_suite.json")
     args = parser.parse_args(argv)
     files = suite_files(args.upstream)
     out: dict = {"command": "python benchmarks/fer_package_suite.py --upstream UPSTREAM"

@@ -2,7 +2,7 @@
 camera-to-labels latency (the page's own `fer-frame` User Timing measures), then four viewers at once and the
 app process's CPU time meanwhile, and the bytes a viewer downloads once.
 
-    python benchmarks/live_view.py [--model exports/fer2013_effnet_lite0.onnx] [--seconds 20] [--json docs/live_view.json]
+    python benchmarks/live_view.py [--model exports/fer2013_effnet_lite0.onnx] [--seconds 20] [--json docs/results/live_view.json]
 
 Headless Chromium (Debian's) with a fake 640×480 camera at 30 frames/s playing a Y4M clip of the astronaut
 photo (public domain, scikit-image), moving. Frame rates depend on everything else the machine runs: check
@@ -99,7 +99,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=20, help="length of each measurement")
     p.add_argument("--warmup", type=float, default=5, help="seconds after the first processed frame before measuring")
     p.add_argument("--viewers", type=int, default=4, help="viewers at once for the server-CPU measurement")
-    p.add_argument("--json", help="write the figures here (e.g. docs/live_view.json)")
+    p.add_argument("--json", help="write the figures here (e.g. docs/results/live_view.json)")
     args = p.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"error: {CHROMIUM} not found (scripts/setup.sh installs Debian's chromium)")

@@ -1,6 +1,6 @@
 """Per-face classification time of ONNX models side by side (batch 1, rounds interleaved, medians).
 
-    python benchmarks/model_speed.py OLD.onnx NEW.onnx [--faces 300] [--threads 0] [--json docs/suite/speed.json]
+    python benchmarks/model_speed.py OLD.onnx NEW.onnx [--faces 300] [--threads 0] [--json docs/results/suite/speed.json]
 """
 
 from __future__ import annotations

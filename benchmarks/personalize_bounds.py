@@ -3,7 +3,7 @@ benchmarks/personalize.py's, on the same base model, corrections and test faces:
 
     python -m benchmarks.personalize_bounds --csv ../shared/data/fer2013.csv.gz \\
         --ferplus ../shared/data/ferplus_labels.csv --cache runs/pcache \\
-        --json docs/personalize_bounds.json --md docs/personalize_bounds.md
+        --json docs/results/personalize_bounds.json --md docs/personalize_bounds.md
 
 (a) `local`: a correction that only changes faces near the corrected ones. The base model is kept; a new face
     whose backbone features lie within cosine similarity θ of a correction gets β added to that correction's

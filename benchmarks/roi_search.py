@@ -1,6 +1,6 @@
 """Is the search near a tracked face worth it with YuNet, and at what scale? Whole-frame times side by side.
 
-    python benchmarks/roi_search.py [--frames 60] [--rounds 5] [--json docs/roi_search.json]
+    python benchmarks/roi_search.py [--frames 60] [--rounds 5] [--json docs/results/roi_search.json]
 
 The 640×480 astronaut frame of ``fer.bench`` through ``annotate_frame`` with the shipped model and YuNet:
 a full detection on every frame, against a full detection every 5th (or 10th) frame and the ROI search

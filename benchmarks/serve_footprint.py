@@ -7,7 +7,7 @@ gradio_client, and stops it. Each interpreter's installed size (its site-package
 and the machine's load average are recorded too.
 
     python benchmarks/serve_footprint.py --run onnx=/tmp/venv-light/bin/python:exports/fer2013_effnet_lite0.onnx \\
-        --run pkl=python:exports/fer2013_effnet_lite0.pkl [--repeat 3] [--json docs/serve_footprint.json]
+        --run pkl=python:exports/fer2013_effnet_lite0.pkl [--repeat 3] [--json docs/results/serve_footprint.json]
 """
 
 from __future__ import annotations

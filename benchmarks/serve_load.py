@@ -4,7 +4,7 @@ p50/p95 latency, requests/s), deliberate 503s (the full queue; the client waits 
 errors (anything else: another status, a wrong answer, a broken connection); the server's memory (RSS of its
 processes) before, at its peak during the run, and after.
 
-    python benchmarks/serve_load.py [--clients 16] [--seconds 60] [--json docs/serve_load.json]
+    python benchmarks/serve_load.py [--clients 16] [--seconds 60] [--json docs/results/serve_load.json]
 
 Two runs: the server's defaults, then a small queue (--queue 4) so that 503s happen. Then the memory of large
 photos within the default limits: four at once of each kind (a 25-megapixel 16-bit grey PNG, a 24-megapixel JPEG),

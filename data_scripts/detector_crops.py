@@ -50,7 +50,8 @@ class BuildError(Exception):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python data_scripts/detector_crops.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="source folder: DATA/<split>/<class>/<row>.png "
                                                  "(data_scripts/prepare_fer2013.py)")
     p.add_argument("--out", required=True, help="new training folder (refused if it exists, unless --overwrite)")

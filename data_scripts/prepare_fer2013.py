@@ -12,7 +12,8 @@ from fer.core.extras import exit_on_missing_extra
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python data_scripts/prepare_fer2013.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", required=True, help="FER-2013 CSV (emotion,pixels,Usage), plain or .gz")
     parser.add_argument("--out", required=True, help="output folder: OUT/train|valid|test/<class>/<row>.png")
     parser.add_argument("--labels", choices=["fer2013", "ferplus"], default="fer2013",

@@ -22,6 +22,7 @@ from fer.serving.cli import add_batch_options, add_model_options, batch_options,
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options (``--help`` lists them); exits with a message on a bad combination."""
     p = argparse.ArgumentParser(prog="python -m fer.analyze", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", metavar="PATH", help="photos, videos and folders (searched recursively)")
@@ -41,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.analyze`` (``fer-analyze``); returns the exit status: 0 when every file was read, 1 when
+    some failed, 2 when there was nothing to do."""
     args = parse_args(argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
     from fer.core.cli import configure_logging

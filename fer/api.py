@@ -34,6 +34,7 @@ class Model:
 
     @property
     def classes(self) -> list[str]:
+        """The expression classes, in the order of the model's outputs."""
         return self.recognizer.classes
 
     def analyze(self, image: np.ndarray | str | Path) -> list[Face]:

@@ -44,6 +44,7 @@ def astronaut_frame(width: int = 640, height: int = 480) -> np.ndarray:
 
 
 def median_ms(fn: Callable[[], object], n: int, warmup: int = 5) -> float:
+    """The median time of ``fn`` in milliseconds over ``n`` calls, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -107,6 +108,8 @@ def by_detector(predictor, frame: np.ndarray, frames: int) -> dict[str, dict[str
 
 
 def run(model: str | Path, frames: int, backend: str = "auto", compare: bool = True, detector: str = "yunet") -> dict:
+    """Every figure of the benchmark for the learner ``model`` on ``frames`` frames of the astronaut photo: per
+    frame, per face, per backend and per detector (``compare``)."""
     import torch
 
     from fer.serving.recognize import FaceRecognizer, VideoSession
@@ -134,6 +137,8 @@ def run(model: str | Path, frames: int, backend: str = "auto", compare: bool = T
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.bench`` (``fer-bench``): print the figures and write them with ``--json``; returns the
+    exit status."""
     p = argparse.ArgumentParser(prog="python -m fer.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="exported learner (.pkl; default: the shipped model's; needs the training install)")

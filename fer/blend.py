@@ -25,6 +25,7 @@ from fer.core.cli import configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options (``--help`` lists them); exits with a message on a bad combination."""
     p = argparse.ArgumentParser(prog="python -m fer.blend", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("tuned", help="the fine-tuned learner (.pkl)")
@@ -54,6 +55,7 @@ def valid_accuracy(learn, folder: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.blend``: write the blended learner, its ONNX file and card; returns the exit status."""
     args = parse_args(argv)
     configure_logging()
     from fer.training.blend import blend  # torch and fastai load here, after the arguments are checked

@@ -15,7 +15,7 @@ are reshaped into the fer package's dicts. What differs from the fer package:
 - faces are found by YuNet whatever ``mtcnn`` says (``mtcnn=True`` asks for the better detector; YuNet is
   already fer-realtime's best), or by a Haar cascade when ``cascade_file`` is given;
 - the probabilities are fer-realtime's calibrated ones, less extreme than the fer package's model gives (its
-  own suite's figures, ours beside its: docs/fer_package_suite.json): choose thresholds for this model;
+  own suite's figures, ours beside its: docs/results/fer_package_suite.json): choose thresholds for this model;
 - photo arrays are OpenCV's BGR (as in the fer package); Haar-only and Keras-only options are accepted and ignored.
 """
 
@@ -145,6 +145,7 @@ def face_dict(face: FaceResult, dx: int = 0, dy: int = 0) -> FaceDict:
 
 
 def top_of(face: FaceDict) -> tuple[str, float]:
+    """The most probable emotion of one face dictionary and its score."""
     emotions = face["emotions"]
     label = max(emotions, key=emotions.get)
     return label, emotions[label]
@@ -177,6 +178,7 @@ class FER:
 
     @property
     def classes(self) -> list[str]:
+        """The expression classes of the model, in its output order."""
         return self.recognizer.classes
 
     def detect_emotions(self, img: Any, face_rectangles: Sequence[Sequence[int]] | None = None) -> list[FaceDict]:
@@ -459,10 +461,13 @@ class Region:
 
     @classmethod
     def of(cls, detection_box: dict | None) -> Region:
+        """The region of a ``detection_box`` dictionary (``x_min``, ``x_max``, ``y_min``, ``y_max``; missing ones:
+        the frame's edges)."""
         box = detection_box or {}
         return cls(int(box.get("x_min") or 0), box.get("x_max"), int(box.get("y_min") or 0), box.get("y_max"))
 
     def cut(self, frame: np.ndarray) -> np.ndarray:
+        """This region of ``frame``; ``ValueError`` when it holds no pixel."""
         region = frame[self.y0:self.y1, self.x0:self.x1]
         if region.size == 0:
             raise ValueError(f"detection_box: the region x {self.x0}:{self.x1}, y {self.y0}:{self.y1} is empty in a "

@@ -21,7 +21,7 @@ serving score; --model may be given several times (the faces are built once; NAM
 --json writes every
 model's figures and --md (default: the --json name with .md) the table, the models side by side:
 
-    python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/suite/public.json
+    python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/results/suite/public.json
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from fer.serving.model_files import ModelLoadError, load_predictor
 
 
 def format_report(result: dict) -> str:
+    """The printed report of one evaluation: accuracy, macro-F1 and each class's precision, recall and F1."""
     lines = [f"{result['data']}: {result['n']} images, TTA {tta_mode(result['tta'])}, {result['seconds']:.1f} s",
              f"accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}", "",
              f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
@@ -57,6 +58,8 @@ def format_report(result: dict) -> str:
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.evaluate`` (``fer-evaluate``): print the report and write the figures; returns the exit
+    status."""
     p = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", help="exported learner (.pkl) or ONNX model (.onnx, python -m fer.export); "

@@ -19,6 +19,7 @@ from fer.core.extras import exit_on_missing_extra
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options (``--help`` lists them)."""
     p = argparse.ArgumentParser(prog="python -m fer.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="exported fastai learner (.pkl)")
@@ -28,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.export``: write the learner's ONNX file (checked against it) and update its card; returns
+    the exit status."""
     args = parse_args(argv)
     pkl = Path(args.model)
     out = Path(args.out) if args.out else pkl.with_suffix(".onnx")

@@ -18,6 +18,7 @@ from fer.training.config import DEFAULT_DISTILL_WEIGHT, PRECISIONS, TrainingConf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options (``--help`` lists them), defaulting to :class:`fer.training.config.TrainingConfig`'s."""
     d = TrainingConfig(data="")  # the defaults
     p = argparse.ArgumentParser(prog="python -m fer.finetune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.finetune`` (``fer-train``): check the options, train (or resume) and export; returns the
+    exit status."""
     args = parse_args(argv)
     configure_logging()
     command = "python -m fer.finetune " + shlex.join(sys.argv[1:] if argv is None else argv)

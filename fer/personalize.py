@@ -34,6 +34,7 @@ from fer.training.config import ANCHOR_WITH_REPLAY, ANCHOR_WITHOUT_REPLAY, Perso
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options (``--help`` lists them), defaulting to :class:`fer.training.config.PersonalizeConfig`'s."""
     d = PersonalizeConfig(feedback="", out="")
     p = argparse.ArgumentParser(prog="python -m fer.personalize", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def format_summary(result) -> str:
+    """The lines printed at the end: the files written, the base and corrections, and the accuracy before and after
+    on each test set."""
     info = result.card["personalized"]
     lines = [f"wrote {result.onnx} and {result.onnx.with_suffix('.json')} in {result.seconds:.0f} s "
              f"(base {info['base']}, {sum(info['corrections'].values())} corrections)"]
@@ -80,6 +83,7 @@ def format_summary(result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.personalize``: train a personal model from the corrections; returns the exit status."""
     args = parse_args(argv)
     configure_logging()
     command = "python -m fer.personalize " + shlex.join(sys.argv[1:] if argv is None else argv)

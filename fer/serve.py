@@ -41,6 +41,7 @@ def positive(kind):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options (``--help`` lists them); exits with a message on a bad value."""
     from fer.serving.cli import add_model_options, check_model_options
 
     p = argparse.ArgumentParser(prog="fer-serve", description=__doc__,
@@ -109,6 +110,8 @@ def port_problem(host: str, port: int) -> str | None:
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run ``fer-serve``: check the port, then serve the HTTP API with uvicorn until stopped; returns the exit
+    status."""
     args = parse_args(argv)
     if problem := port_problem(args.host, args.port):
         print(f"error: {problem}", file=sys.stderr)

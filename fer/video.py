@@ -46,6 +46,7 @@ from fer.serving.video import (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options (``--help`` lists them); exits with a message on a bad combination."""
     from fer.serving.cli import add_batch_options, add_model_options, batch_options, check_model_options
 
     p = argparse.ArgumentParser(prog="python -m fer.video", description=__doc__,
@@ -78,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def add_live_options(p: argparse.ArgumentParser) -> None:
+    """The options of live sources (cameras, streams, files still being written)."""
     g = p.add_argument_group("live sources (see docs/live_sources.md)")
     g.add_argument("--jsonl", metavar="FILE", help="a JSON line per frame and per gap, as they come (- for stdout)")
     g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C or its end)")
@@ -128,6 +130,7 @@ def is_single_video_run(args: argparse.Namespace) -> bool:
 
 @exit_on_missing_extra
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m fer.video`` (``fer-video``): one video, many, or a live source; returns the exit status."""
     args = parse_args(argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines; our messages say what is wrong
     if args.source:
@@ -265,6 +268,7 @@ def run_live(args: argparse.Namespace) -> int:
 
 
 def stop_on_signal(signum, frame) -> None:
+    """Turn SIGTERM into Ctrl-C, so a live run ends cleanly."""
     raise KeyboardInterrupt
 
 

@@ -205,18 +205,26 @@ def test_result_files_are_unique_and_swept(astronaut):
     assert not files.dir.exists()  # nothing left behind in the temp folder
 
 
-def test_the_page_states_the_shipped_models_suite_figures_from_the_suites_file():
-    """The packaged figures beside the model (fer.evaluate --suite --beside) are the suite's PrivateTest run."""
+def test_the_page_states_the_shipped_models_accuracy_in_words_from_the_suites_file():
+    """The "How accurate is it?" fold: the packaged figures beside the model (fer.evaluate --suite --beside), which
+    are the suite's PrivateTest run, as shares of faces, with the command and file they come from."""
     import json
 
     from fer.core.card import DEFAULT_MODEL, suite_figures
     from fer.serving.recognize import FaceRecognizer
-    from fer_app.markup import describe
+    from fer_app.markup import accuracy_text, describe
 
-    recognizer = FaceRecognizer.load(DEFAULT_MODEL)
-    shipped = next(r for r in json.loads((ROOT / "docs" / "suite" / "private.json").read_text()).values()
+    shipped = next(r for r in json.loads((ROOT / "docs" / "results" / "suite" / "private.json").read_text()).values()
                    if r["model"] == "exports/fer2013_effnet_lite0.onnx")
     assert suite_figures(DEFAULT_MODEL) == shipped
-    text = describe(recognizer, DEFAULT_MODEL)
-    assert f"serving score {100 * shipped['serving_score']:.1f}" in text and "PrivateTest" in text
-    assert "serving score" not in describe(recognizer, Path("elsewhere/model.onnx"))  # a model the suite never saw
+    text = accuracy_text(DEFAULT_MODEL)
+    plain = shipped["cells"]["plain"]
+    assert f"{plain['fer2013']['n']:,} photos of faces" in text and "PrivateTest" in text
+    assert f"label for {100 * plain['fer2013']['accuracy']:.0f}%" in text
+    assert f"{100 * plain['ferplus']['accuracy']:.0f}%" in text
+    assert f"found {100 * shipped['cells']['crops upright']['detected']:.0f}% of the time" in text
+    assert "python -m fer.evaluate --suite --usage PrivateTest" in text and "fer2013_effnet_lite0.suite.json" in text
+    assert accuracy_text(Path("elsewhere/model.onnx")) is None  # a model the suite never saw: no fold
+    recognizer = FaceRecognizer.load(DEFAULT_MODEL)
+    opening = describe(recognizer)
+    assert opening.count("\n") == 1 and opening.count(". ") == 0  # the title and one sentence

@@ -1,9 +1,9 @@
 """The real page in headless Chromium (Debian's, driven by Playwright) with a fake camera fed from a
 Y4M file made from a real photo: the Webcam tab's live view runs in the page by default (boxes, labels,
 `fer-frame` measures), its switch moves processing to the server, which streams annotated frames that
-change; the Upload tab shows faces; the Video tab plays its annotated clip. Screenshots and the delivered
-frame rate go to $FER_SCREENSHOT_DIR when it is set; $FER_APP_PYTHON runs the app under another interpreter
-(a light venv's)."""
+change; the Upload tab shows faces; the Video tab plays its annotated clip. Screenshots go to
+$FER_SCREENSHOT_DIR when it is set, the delivered frame rate to $FER_RESULTS_DIR/browser_fps.json;
+$FER_APP_PYTHON runs the app under another interpreter (a light venv's)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_webcam_switch_to_the_server_streams_annotated_frames_that_change(page):
     label = page.inner_text("#main-face")
     assert any(c in label for c in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
     shot(page, "webcam_server.png")
-    folder = os.environ.get("FER_SCREENSHOT_DIR")
+    folder = os.environ.get("FER_RESULTS_DIR")
     if folder:
         (Path(folder) / "browser_fps.json").write_text(json.dumps({"frames_in_10_s": len(seen), "fps": fps}))
     print(f"browser received {fps:.1f} annotated frames/s")
@@ -158,3 +158,46 @@ def test_video_tab_plays_the_annotated_clip(page, tmp_path):
     shot(page, "video.png")
     badges = [b.bounding_box() for b in page.locator("#clip-plot [data-testid=block-label]").all()]
     assert all(box is None or box["width"] <= 2 for box in badges), badges  # kept only for screen readers
+
+
+def test_the_opening_is_one_sentence_and_the_accuracy_a_closed_fold(page):
+    """Issue 35's bars at 1280 px: the text above the tabs takes at most 3 lines; "How accurate is it?" is closed."""
+    lines = page.eval_on_selector("#intro", """e => [...e.querySelectorAll('p, li')].reduce((n, p) =>
+        n + Math.round(p.getBoundingClientRect().height / parseFloat(getComputedStyle(p).lineHeight)), 0)""")
+    assert 1 <= lines <= 3, lines
+    fold = page.locator("#accuracy")
+    assert "How accurate is it?" in fold.inner_text() and "share" not in fold.inner_text()  # closed: title only
+    fold.locator("button, .label-wrap").first.click()
+    page.wait_for_selector("#accuracy :text('faces it never saw in training')", timeout=10_000)
+    assert "python -m fer.evaluate --suite" in fold.inner_text()  # the command and the file beside the figures
+
+
+def test_on_a_phone_the_cameras_start_button_is_within_the_first_screen(page):
+    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"],
+                                               is_mobile=True, has_touch=True, device_scale_factor=3)
+    phone = context.new_page()
+    phone.goto(page.url)
+    phone.wait_for_selector("#device-view .fer-start:enabled", timeout=60_000)
+    box = phone.locator("#device-view .fer-start").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 844, box  # no scrolling needed
+    phone.click("#device-view .fer-start")
+    phone.wait_for_function("performance.getEntriesByName('fer-frame').length >= 10", timeout=120_000)
+    shot(phone, "phone.png")
+    context.close()
+
+
+def test_upload_example_is_analysed_when_clicked(page):
+    page.click("button[role=tab]:has-text('Upload')")
+    page.locator("#upload-examples").get_by_role("button").first.click()  # astronaut.jpg
+    page.wait_for_selector("#status:has-text('Found 1 face')", timeout=60_000)
+    assert "face 1:" in page.inner_text("body")
+    page.locator("#upload-examples").get_by_role("button").nth(1).click()  # two_faces.jpg
+    page.wait_for_selector("#status:has-text('Found 2 faces')", timeout=60_000)
+
+
+def test_video_example_is_analysed_when_clicked(page):
+    page.click("button[role=tab]:has-text('Video')")
+    page.locator("#clip-examples").get_by_role("button").first.click()  # clip.mp4
+    page.wait_for_selector("#clip-status:has-text('30 frames')", timeout=120_000)
+    assert "faces #1, #2, #3" in page.inner_text("#clip-status")  # one moving face, a cut, then two faces
+    page.wait_for_selector("#clip-result video", timeout=30_000)

@@ -80,7 +80,9 @@ def test_the_wheel_carries_the_model_the_page_and_no_training_artefact(dist):
                    "fer/models/fer2013_effnet_lite0/fer2013_effnet_lite0.suite.json",
                    "fer/models/yunet/yunet_n_320_320.onnx", "fer/models/yunet/yunet_n_dynamic.onnx",
                    "fer/models/yunet/LICENSE-yunet-apache-2.0.txt", "fer_app/static/live/main.js",
-                   "fer_app/static/vendor/onnxruntime-web/ort.wasm.min.mjs", "fer_app/page/live_view.js"):
+                   "fer_app/static/vendor/onnxruntime-web/ort.wasm.min.mjs", "fer_app/page/live_view.js",
+                   "fer_app/examples/astronaut.jpg", "fer_app/examples/two_faces.jpg", "fer_app/examples/clip.mp4",
+                   "fer_app/examples/LICENSE.md"):
         assert needed in names, f"{needed} is not in {wheel.name}"
     assert not [n for n in names if n.endswith(".pkl") or "webgpu" in n or "asyncify" in n]
     assert wheel.name.startswith("fer_realtime-") and any(p.name.endswith(".tar.gz") for p in dist.iterdir())

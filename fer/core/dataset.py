@@ -50,6 +50,7 @@ class BadRowError(ValueError):
 
 @dataclass(frozen=True)
 class FaceRow:
+    """One row of a FER-2013 CSV: its index and line, label, usage (the split) and 48×48 pixels."""
     index: int  # 0-based data-row index (row i of ferplus_labels.csv)
     line: int  # 1-based line in the file, for messages
     label: int
@@ -59,6 +60,8 @@ class FaceRow:
 
 @dataclass
 class ConversionReport:
+    """What :func:`convert_csv` did: the folder written, the classes, the counts per split and class, the files
+    written and removed, the bad rows skipped and the faces FER+ dropped."""
     out_dir: Path
     classes: tuple[str, ...]
     counts: pd.DataFrame  # split × class
@@ -109,6 +112,7 @@ def parse_label(text: str, n_classes: int = len(FER2013_CLASSES)) -> int:
 
 
 def parse_usage(text: str) -> str:
+    """The ``Usage`` column's value (Training, PublicTest or PrivateTest); ``ValueError`` for any other."""
     usage = text.strip()
     if usage not in USAGE_TO_SPLIT:
         raise ValueError(f"unknown Usage {usage!r} (expected one of {', '.join(USAGE_TO_SPLIT)})")

@@ -21,7 +21,7 @@ serving score; --model may be given several times (the faces are built once; NAM
 --json writes every
 model's figures and --md (default: the --json name with .md) the table, the models side by side:
 
-    python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/suite/public.json
+    python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/results/suite/public.json
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from fer.serving.model_files import Predictor
 
 @dataclass
 class LabelledFaces:
+    """Faces with their labels, where they came from, and the files skipped (with why)."""
     faces: list[np.ndarray]
     labels: list[str]
     source: str

@@ -1,7 +1,7 @@
 """The evaluation suite: how a model does on the faces the app serves, against both label sets.
 
     python -m fer.evaluate --suite --model exports/fer2013_effnet_lite0.onnx --usage PublicTest \\
-        --json docs/suite/shipped_public.json
+        --json docs/results/suite/shipped_public.json
 
 Three sets of faces from one FER-2013 split (PublicTest selects models; PrivateTest is measured once per
 shipped model):
@@ -107,6 +107,7 @@ def suite_faces(csv: str | Path, ferplus_csv: str | Path, usage: str = "PublicTe
 
 
 def save_faces(faces: SuiteFaces, path: Path) -> None:
+    """Keep ``faces`` in one compressed ``.npz`` file at ``path`` (written atomically)."""
     from fer.core.fileio import atomic_path
 
     arrays = {"seconds": np.float64(faces.seconds)}
@@ -120,6 +121,7 @@ def save_faces(faces: SuiteFaces, path: Path) -> None:
 
 
 def load_faces(path: Path, usage: str, seed: int) -> SuiteFaces:
+    """The sets :func:`save_faces` kept at ``path``."""
     with np.load(path) as saved:
         sets = {name: FaceSet(list(saved[f"faces{i}"]), [str(y) for y in saved[f"fer2013_{i}"]],
                               [str(y) or None for y in saved[f"ferplus{i}"]], int(saved[f"total{i}"]))
@@ -129,6 +131,8 @@ def load_faces(path: Path, usage: str, seed: int) -> SuiteFaces:
 
 def build_faces(csv: str | Path, ferplus_csv: str | Path, usage: str, seed: int, limit: int | None,
                 progress: bool) -> SuiteFaces:
+    """Build every set of the suite: the split's plain faces, then each pasted into a scene and cut out by YuNet,
+    upright and tilted."""
     from fer.serving.detect import make_detector
     from fer.serving.recognize import PHOTO_DETECT_WIDTH
 

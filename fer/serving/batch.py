@@ -63,6 +63,7 @@ class ModelSpec:
         return cls(None if model is None else str(Path(model).resolve()), detector, min_face, score)
 
     def load(self):
+        """The :class:`fer.serving.recognize.FaceRecognizer` this spec names, loaded in this process."""
         from fer.serving.recognize import FaceRecognizer
 
         return FaceRecognizer.load(self.model, self.detector, self.min_face, self.score)
@@ -180,10 +181,12 @@ class Outcome:
 
     @classmethod
     def failed(cls, task: Task, error: str, fatal: bool = False) -> "Outcome":
+        """The outcome of a file that could not be analysed, with its one-line message."""
         why = error.removeprefix(f"{task.file}: ")  # error messages name the file first: say it once
         return cls(task.file, task.kind, error=error, fatal=fatal, line=f"{task.file}: FAILED ({why})")
 
     def as_dict(self) -> dict:
+        """The file and its error, or its details, for the JSON report."""
         if self.error:
             return {"file": self.file, "error": self.error}
         return {"file": self.file, **self.detail}
@@ -374,9 +377,11 @@ class InProcessEngine:
         pass
 
     def describe(self) -> str:
+        """Where the files run, for the command's first line."""
         return "in this process"
 
     def run(self, tasks: list[Task], options: JobOptions) -> Iterator[Outcome]:
+        """Analyse ``tasks`` one after the other in this process, yielding each outcome."""
         for task in tasks:
             if self.recognizer is None:
                 yield run_task(task, options)
@@ -408,9 +413,12 @@ class PoolEngine:
         self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
 
     def describe(self) -> str:
+        """Where the files run, for the command's first line."""
         return f"on {self.workers} worker processes"
 
     def run(self, tasks: list[Task], options: JobOptions) -> Iterator[Outcome]:
+        """Analyse ``tasks`` on the worker processes, yielding each outcome as it finishes; :class:`BatchError` when
+        a worker dies."""
         from concurrent.futures import as_completed
         from concurrent.futures.process import BrokenProcessPool
 
@@ -464,11 +472,13 @@ class DaskEngine:
             self.cluster.close()
 
     def describe(self) -> str:
+        """Where the files run, for the command's first line."""
         n = len(self.client.nthreads())
         where = "on a local Dask cluster" if self.cluster else "on the Dask cluster"
         return f"{where} at {self.address} ({n} worker processes)"
 
     def run(self, tasks: list[Task], options: JobOptions) -> Iterator[Outcome]:
+        """Analyse ``tasks`` on the Dask cluster, yielding each outcome as it finishes."""
         from distributed import as_completed
 
         futures = self.client.map(run_task, tasks, options=options, pure=False)
@@ -621,6 +631,7 @@ class BatchTable:
             self.finished[outcome.file] = entry
 
     def close(self) -> None:
+        """Close the table, the progress log and the failures file."""
         for f in (self.table, self.log, self.failures_file):
             f.close()
 

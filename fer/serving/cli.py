@@ -32,6 +32,7 @@ def add_detector_options(p: argparse.ArgumentParser) -> None:
 
 
 def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Stop with argparse's message when ``--score`` or ``--min-face`` is out of range."""
     if args.score is not None and not 0 < args.score < 1:
         p.error(f"--score {args.score}: must be between 0 and 1")
     if args.min_face < 0:
@@ -42,7 +43,7 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
     """The fields of :class:`fer.serving.batch.BatchOptions` as options (--files-from, --workers, --threads,
     --engine, --address, --resume, --overwrite, --failures; --csv, --every and --out are each tool's own):
     :func:`batch_options` reads them back."""
-    g = p.add_argument_group("many files (see README: Batch analysis)")
+    g = p.add_argument_group("many files (see docs/batch.md)")
     g.add_argument("--files-from", action="append", default=[], type=Path, metavar="LIST",
                    help="a text file of paths, one a line (relative to its folder; # comments); repeatable")
     g.add_argument("--workers", type=int, default=1, metavar="N",

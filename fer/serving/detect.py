@@ -44,10 +44,12 @@ class Box:
 
     @property
     def area(self) -> int:
+        """Width × height in pixels (0 for an empty box)."""
         return max(0, self.w) * max(0, self.h)
 
     @property
     def center(self) -> Point:
+        """The box's centre, (x, y)."""
         return self.x + self.w / 2, self.y + self.h / 2
 
     def intersection(self, other: "Box") -> int:
@@ -57,6 +59,7 @@ class Box:
         return ix * iy
 
     def iou(self, other: "Box") -> float:
+        """Intersection over union with ``other``, 0 to 1."""
         inter = self.intersection(other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
@@ -85,6 +88,7 @@ class Box:
         return replace(self, x=self.x - (side - self.w) // 2, y=self.y - (side - self.h) // 2, w=side, h=side)
 
     def scale(self, factor: float) -> "Box":
+        """The box (and its landmarks) with every coordinate multiplied by ``factor``."""
         return Box(round(self.x * factor), round(self.y * factor), round(self.w * factor), round(self.h * factor),
                    tuple((px * factor, py * factor) for px, py in self.landmarks), self.score)
 
@@ -114,7 +118,7 @@ class Box:
 class CropSpec:
     """How a face is cut out of a photo for the classifier: ``margin`` × box size added on every side, made
     ``square`` first or not, and ``align``\\ ed (rotated so the eyes are level) when the box has landmarks.
-    The defaults won on ``benchmarks/crop_accuracy.py`` (docs/detector/crop_accuracy.json): a square
+    The defaults won on ``benchmarks/crop_accuracy.py`` (docs/results/detector/crop_accuracy.json): a square
     around YuNet's box with no margin matches FER-2013's framing best (−7.7 points against the plain 48 px
     faces, against −15.1 at a 0.1 margin); aligning the eyes moved accuracy by −0.6 (upright) and +0.1
     (tilted 10–25°) points, so it stays off."""
@@ -167,6 +171,7 @@ class _PerThread:
 
 
 class FaceDetector(Protocol):
+    """What a face detector does: boxes of the faces in an image."""
     def detect(self, image: np.ndarray) -> list[Box]:
         """Every face in an RGB or grey uint8 image, as boxes in that image's pixels, left to right."""
 
@@ -194,6 +199,8 @@ class YuNetFaceDetector:
             raise RuntimeError(f"YuNet model {self.model}: OpenCV cannot load it ({str(e).strip()[:200]})") from None
 
     def detect(self, image: np.ndarray) -> list[Box]:
+        """Every face in an RGB or grey uint8 image, as boxes (with landmarks and scores) in its pixels, left to
+        right."""
         h, w = image.shape[:2]
         small, factor = resize_to_width(_to_bgr(image), self.detect_width)
         net = self._nets.get()
@@ -233,6 +240,7 @@ class HaarFaceDetector:
         return cascade
 
     def detect(self, image: np.ndarray) -> list[Box]:
+        """Every face in an RGB or grey uint8 image, as boxes in its pixels, left to right."""
         grey = to_grey(image)
         h, w = grey.shape[:2]
         small, factor = resize_to_width(grey, self.detect_width)
@@ -244,6 +252,7 @@ class HaarFaceDetector:
 
 
 def left_to_right(boxes: Iterable[Box]) -> list[Box]:
+    """``boxes`` sorted by their left edge (then top)."""
     return sorted(boxes, key=lambda b: (b.x, b.y))
 
 

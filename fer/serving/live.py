@@ -22,6 +22,7 @@ YUNET_DYNAMIC = YUNET_MODEL.with_name("yunet_n_dynamic.onnx")
 
 
 def sha256(path: Path) -> str:
+    """The SHA-256 of a file, as hex, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -38,12 +38,17 @@ class Predictor(Protocol):
     card: dict
     backend_used: str | None
 
-    def predict_proba(self, faces: Sequence[np.ndarray], tta: str | bool = False) -> np.ndarray: ...
+    def predict_proba(self, faces: Sequence[np.ndarray], tta: str | bool = False) -> np.ndarray:
+        """Class probabilities of 48×48 grey faces, shape (len(faces), n_classes), averaged over the views of the TTA
+        mode ``tta``."""
 
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """One line about the model for users (architecture, input size, accuracy)."""
 
 
 def needs_training_install(path: Path, module: str) -> ModelLoadError:
+    """The :class:`ModelLoadError` for a ``.pkl`` in an install without ``module``: what to install, or the ONNX file
+    to use instead."""
     return ModelLoadError(f"model file {path}: a .pkl learner needs the training install ({module} is missing): "
                           f"{install_command('train')}, or use its ONNX file {path.with_suffix('.onnx').name}, "
                           f"which does not")

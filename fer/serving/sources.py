@@ -137,9 +137,11 @@ class Gap:
 
     @property
     def seconds(self) -> float:
+        """How long the source was away (0 while it still is)."""
         return 0.0 if self.end_s is None else self.end_s - self.start_s
 
     def as_dict(self) -> dict:
+        """The gap for the JSON summary (times rounded to milliseconds)."""
         return {"start_s": round(self.start_s, 3), "end_s": None if self.end_s is None else round(self.end_s, 3),
                 "gap_s": round(self.seconds, 3), "reason": self.reason, "attempts": self.attempts,
                 "reconnected": self.reconnected, "last_error": self.last_error}
@@ -158,9 +160,11 @@ class SourceEvent:
 class Capture(Protocol):
     """An opened source: ``read()`` gives (RGB frame, its own time or None) or None at its end; raises on errors."""
 
-    def read(self) -> tuple[np.ndarray, float | None] | None: ...
+    def read(self) -> tuple[np.ndarray, float | None] | None:
+        """The next RGB frame and its time in seconds (None when the source gives none), or None at its end."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the source."""
 
 
 class CameraCapture:
@@ -176,6 +180,7 @@ class CameraCapture:
             raise SourceError(f"camera {index}: cannot be opened ({camera_problem(index)})")
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
+        """The camera's next frame as RGB (no time of its own), or None when it gives none."""
         import cv2
 
         ok, frame = self.cap.read()
@@ -184,6 +189,7 @@ class CameraCapture:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB), None
 
     def close(self) -> None:
+        """Release the camera."""
         self.cap.release()
 
 
@@ -226,6 +232,7 @@ class FFmpegCapture:
                 self.undecodable += 1
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
+        """The next decoded frame as RGB with its time in seconds (when finite), or None at the end."""
         frame = next(self._frames, None)
         if frame is None:
             return None
@@ -233,6 +240,7 @@ class FFmpegCapture:
         return frame.to_ndarray(format="rgb24"), t if t is not None and math.isfinite(t) else None
 
     def close(self) -> None:
+        """Close the stream or file."""
         self.container.close()
 
 
@@ -255,6 +263,8 @@ class GrowingFile:
         self.last_growth = time.monotonic()
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes; waits while the file has not grown, and returns ``b""`` once it has been idle for
+        ``idle_s`` or the run stops."""
         while True:
             data = self.file.read(size)
             if data:
@@ -269,6 +279,7 @@ class GrowingFile:
         self.last_growth = time.monotonic()
 
     def close(self) -> None:
+        """Close the file."""
         self.file.close()
 
 
@@ -324,6 +335,7 @@ class GrowingFileCapture(FFmpegCapture):
         raise SourceError(f"{problem}; {FOLLOWABLE}")
 
     def close(self) -> None:
+        """Close the decoder and the file under it."""
         super().close()
         self.file.close()
 
@@ -356,6 +368,8 @@ class Handover:
         self._failure: BaseException | None = None
 
     def put_frame(self, frame: SourceFrame, stop: threading.Event) -> None:
+        """Hand a frame to the consumer: with ``drop``, replace a frame not yet taken (counted); else wait while
+        ``depth`` frames wait."""
         with self._ready:
             if self.drop and self._items and isinstance(self._items[-1], SourceFrame):
                 self._items[-1] = frame
@@ -368,6 +382,7 @@ class Handover:
             self._ready.notify_all()
 
     def put_event(self, event: SourceEvent) -> None:
+        """Hand an event (a gap, the source lost or back) to the consumer; events are never dropped."""
         with self._ready:
             self._items.append(event)
             self._ready.notify_all()
@@ -420,14 +435,17 @@ class LiveSource:
 
     @property
     def label(self) -> str:
+        """The source as the user named it (a camera number, a URL, a file)."""
         return self.spec.label
 
     @property
     def noun(self) -> str:
+        """What the source is, for messages: camera, stream or file."""
         return {"camera": "camera", "url": "stream"}.get(self.spec.kind, "file")
 
     @property
     def dropped(self) -> int:
+        """Frames dropped because analysis fell behind the source."""
         return self.handover.dropped
 
     def open(self) -> LiveSource:
@@ -446,6 +464,7 @@ class LiveSource:
         self._thread.start()
 
     def now(self) -> float:
+        """Seconds since the source was started."""
         return time.monotonic() - self._started
 
     def take(self, timeout: float | None = None):

@@ -61,9 +61,11 @@ class StreamReport:
 
     @property
     def processing_fps(self) -> float:
+        """Frames processed per second of the run."""
         return self.frames_processed / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
+        """The report for the JSON summary."""
         return {"source": self.source, "kind": self.kind, "started_at": self.started_at, "width": self.width,
                 "height": self.height, "seconds": round(self.seconds, 2), "frames_received": self.frames_received,
                 "frames_processed": self.frames_processed, "frames_analysed": self.frames_analysed,
@@ -78,11 +80,14 @@ class RowSink(Protocol):
     kind: str
     path: str
 
-    def frame(self, index: int, time_s: float, faces: list[FaceResult], analysed: bool) -> None: ...
+    def frame(self, index: int, time_s: float, faces: list[FaceResult], analysed: bool) -> None:
+        """Write one processed frame's faces."""
 
-    def event(self, event: SourceEvent) -> None: ...
+    def event(self, event: SourceEvent) -> None:
+        """Write a source event (a gap, the source lost or back)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Finish writing (stdout is flushed, not closed)."""
 
 
 def open_text(path: str | Path) -> IO[str]:
@@ -94,6 +99,7 @@ def open_text(path: str | Path) -> IO[str]:
 
 
 def close_text(file: IO[str]) -> None:
+    """Close ``file``, or only flush it when it is stdout."""
     if file is sys.stdout:
         file.flush()
     else:
@@ -101,6 +107,7 @@ def close_text(file: IO[str]) -> None:
 
 
 def event_detail(event: SourceEvent) -> str:
+    """A source event in words: why the source went away, and whether (and after how many tries) it came back."""
     gap = event.gap
     if event.kind == "lost":
         return gap.reason
@@ -123,18 +130,21 @@ class CsvRows:
         self.file.flush()
 
     def frame(self, index: int, time_s: float, faces: list[FaceResult], analysed: bool) -> None:
+        """One CSV row per face of the frame, flushed."""
         if faces:
             self.writer.writerows({"frame": index, "time_s": round(time_s, 4), "face_id": f.face_id,
                                    **self.face_row(f.box, f.probs)} for f in sorted(faces, key=lambda f: f.face_id))
             self.file.flush()
 
     def event(self, event: SourceEvent) -> None:
+        """One CSV row for the event, flushed."""
         self.writer.writerow({"time_s": round(event.time_s, 4), "event": event.kind,
                               "gap_s": round(event.gap.seconds, 3) if event.kind == "gap" else "",
                               "detail": event_detail(event)})
         self.file.flush()
 
     def close(self) -> None:
+        """Close the file (stdout is flushed)."""
         close_text(self.file)
 
 
@@ -151,15 +161,18 @@ class JsonLines:
         self.file.flush()
 
     def frame(self, index: int, time_s: float, faces: list[FaceResult], analysed: bool) -> None:
+        """One JSON line with the frame's faces."""
         self._write({"frame": index, "time_s": round(time_s, 4), "analysed": analysed,
                      "faces": [f.as_dict() for f in sorted(faces, key=lambda f: f.face_id)]})
 
     def event(self, event: SourceEvent) -> None:
+        """One JSON line for the event."""
         self._write({"event": event.kind, "time_s": round(event.time_s, 4),
                      "gap_s": round(event.gap.seconds, 3) if event.kind == "gap" else None,
                      "detail": event_detail(event)})
 
     def close(self) -> None:
+        """Close the file (stdout is flushed)."""
         close_text(self.file)
 
 
@@ -221,6 +234,7 @@ class FrameOutputs:
         self.face_ids: set[int] = set()
 
     def frame(self, item: SourceFrame) -> None:
+        """Detect, track and classify one frame, write its rows to every sink and its drawing to the video."""
         from fer.serving.recognize import draw_tracks
 
         result = self.session.detect_for_video(item.rgb, 1000 * item.time_s)
@@ -244,6 +258,7 @@ class FrameOutputs:
             self.session.tracker.reset()
 
     def close(self) -> None:
+        """Close every sink and the video."""
         for sink in self.sinks:
             with contextlib.suppress(BrokenPipeError):
                 sink.close()

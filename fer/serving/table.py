@@ -39,8 +39,10 @@ class CsvTable:
         self.writer.writeheader()
 
     def add(self, rows: list[dict]) -> None:
+        """Append ``rows`` and flush them to disk."""
         self.writer.writerows(rows)
         self.file.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self.file.close()

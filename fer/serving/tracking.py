@@ -15,6 +15,7 @@ from fer.serving.detect import Box
 
 @dataclass
 class Track:
+    """One tracked face: its id, smoothed box and probabilities, misses in a row, its latest detection and motion."""
     id: int
     box: Box  # smoothed, for drawing
     probs: np.ndarray  # smoothed class probabilities
@@ -76,9 +77,11 @@ class FaceTracker:
         return self.live()
 
     def live(self) -> list[Track]:
+        """The tracks now, left to right."""
         return sorted(self.tracks, key=lambda t: t.box.x)
 
     def reset(self) -> None:
+        """Forget every track (after a cut, or a new stream)."""
         self.tracks = []
 
 

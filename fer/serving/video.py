@@ -58,9 +58,11 @@ class VideoReport:
 
     @property
     def processing_fps(self) -> float:
+        """Frames read per second of the run."""
         return self.frames_read / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
+        """The report for the summary JSON (``clip.json``)."""
         return {"source": self.source, "width": self.width, "height": self.height, "fps": round(self.fps, 3),
                 "frames_expected": self.frames_expected, "frames_read": self.frames_read,
                 "frames_analysed": self.frames_analysed, "face_ids": self.face_ids, "complete": self.complete,
@@ -125,6 +127,7 @@ class VideoReader:
                             f"its header announces (truncated or corrupt file)")
 
     def close(self) -> None:
+        """Release the file."""
         self.cap.release()
 
 
@@ -152,6 +155,7 @@ class VideoWriter:
         self.stream.pix_fmt = "yuv420p"
 
     def write(self, rgb: np.ndarray) -> None:
+        """Encode one RGB frame."""
         self.container.mux(self.stream.encode(self.frame_of(rgb)))
 
     def frame_of(self, rgb: np.ndarray):
@@ -174,6 +178,7 @@ class VideoWriter:
 
 
 def video_columns(classes: list[str]) -> list[str]:
+    """The per-frame CSV's columns: frame, time and face id, then the box, landmarks and a probability per class."""
     from fer.serving.table import face_columns
 
     return [*KEY_COLUMNS, *face_columns(classes)]
@@ -193,6 +198,7 @@ class OutputPaths:
 
     @property
     def video(self) -> Path:
+        """The annotated video."""
         return self._named(f".annotated{self.video_suffix}")
 
     csv = property(lambda self: self._named(".csv"), doc="The per-frame table.")
@@ -200,9 +206,11 @@ class OutputPaths:
     summary = property(lambda self: self._named(".json"), doc="The run's summary.")
 
     def plot(self, face_id: int) -> Path:
+        """The plot of face ``face_id``'s probabilities over time."""
         return self._named(f".face{face_id}.png")
 
     def existing(self) -> list[Path]:
+        """The outputs of this video already in the folder."""
         return [p for p in (self.video, self.csv, self.partial_csv, self.summary) if p.exists()] + \
             sorted(self.out_dir.glob(f"{self.stem}.face*.png"))
 

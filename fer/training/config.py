@@ -72,6 +72,7 @@ class Augment:
                 raise ValueError(f"augment {name} {getattr(self, name)}: a probability, in [0, 1]")
 
     def to_dict(self) -> dict:
+        """The settings as JSON-ready values (for the model card)."""
         return {**asdict(self), "scale": list(self.scale)}
 
 
@@ -239,6 +240,7 @@ class PersonalizeConfig:
             self.anchor = ANCHOR_WITH_REPLAY if self.data and self.replay else ANCHOR_WITHOUT_REPLAY
 
     def check(self) -> None:
+        """``ValueError`` naming the option when a count or weight is out of range."""
         for name, least in {"views": 1, "steps": 1, "replay": 0}.items():
             if getattr(self, name) < least:
                 raise ValueError(f"--{name} {getattr(self, name)}: must be at least {least}")

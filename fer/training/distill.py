@@ -73,6 +73,8 @@ class Teacher:
     @classmethod
     def from_learner(cls, learn, fold: tuple[int, int] | None, name: str) -> Teacher:
 
+        """A teacher from an exported learner: its model and its own input size and normalisation (``ValueError``
+        when its preprocessing is not a plain resize and normalise)."""
         pre = inference_module(validation_pipeline(learn))
         if pre is None:
             raise ValueError(f"--teacher {name}: its preprocessing is not resize + normalise")
@@ -118,12 +120,15 @@ class CrossFitDistillation(Callback):
         self.teachers, self.stats, self.n_classes = list(teachers), stats, n_classes
 
     def before_fit(self):
+        """Move the teachers to the training device."""
         for t in self.teachers:
             t.model.to(self.dls.device)
             if self.dls.device.type == "cuda":
                 t.model.to(memory_format=torch.channels_last)
 
     def before_batch(self):
+        """Replace each training batch's target by the label and the teachers' mean probabilities (in validation, the
+        label alone)."""
         label, fold = self.learn.yb
         if not self.training:
             self.learn.yb = (label, F.one_hot(label, self.n_classes).float())
@@ -208,9 +213,11 @@ class DistillationLoss:
         return (1 - self.weight) * self.hard_loss(pred, label) + self.weight * soft_ce
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities from the logits (softmax)."""
         return F.softmax(x, dim=-1)
 
     def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted class of the logits."""
         return x.argmax(dim=-1)
 
 

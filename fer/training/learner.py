@@ -179,10 +179,12 @@ class WeightAverage(Callback):
         self.decay, self.live = decay, None
 
     def before_fit(self):
+        """Start the average from the model's weights."""
         self.shadow = [v.detach().clone() for v in self.learn.model.state_dict().values()]
         self.steps = 0
 
     def after_step(self):
+        """Move the average towards the new weights (the decay warms up over the first steps)."""
         self.steps += 1
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
         with torch.no_grad():
@@ -193,11 +195,13 @@ class WeightAverage(Callback):
                     avg.copy_(v)
 
     def before_validate(self):
+        """Validate the averaged weights (the live ones are kept aside)."""
         state = self.learn.model.state_dict()
         self.live = [v.detach().clone() for v in state.values()]
         self._load(self.shadow)
 
     def before_train(self):
+        """Train the live weights again."""
         if self.live is not None:
             self._load(self.live)
             self.live = None
@@ -221,9 +225,12 @@ class TrainingCheckpoints(Callback):
         self.best, self.monitor = best, monitor
 
     def before_epoch(self):
+        """Note when the epoch started."""
         self.epoch_start = time.perf_counter()
 
     def after_epoch(self):
+        """Append the epoch to the history and save ``last.pth`` (and ``best.pth`` when the monitored metric
+        improved); only rank 0 writes."""
         if self.epoch < self.start_epoch or rank_distrib():  # skipped while resuming; only rank 0 writes
             return
         row = dict(zip(self.recorder.metric_names[1:-1], map(float, self.recorder.values[-1])))
@@ -356,6 +363,7 @@ def fine_tune_resumable(learn: Learner, epochs: int, lr: float, freeze_epochs: i
 # --------------------------------------------------------------------------- export
 
 def package_versions() -> dict[str, str]:
+    """The versions of Python, torch, fastai and timm, for the model card."""
     import fastai
     import timm
 

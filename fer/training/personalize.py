@@ -69,12 +69,14 @@ PHOTO_SIDE = 160
 
 @dataclass
 class Corrections:
+    """The corrections read from a feedback folder: 48×48 grey faces, their labels and files, and the files skipped."""
     faces: list[np.ndarray]  # 48×48 grey
     labels: list[str]
     files: list[str]
     skipped: list[str] = field(default_factory=list)
 
     def per_class(self, classes: Sequence[str]) -> dict[str, int]:
+        """How many corrections each of ``classes`` has (classes with none left out)."""
         return {c: self.labels.count(c) for c in classes if c in self.labels}
 
 
@@ -125,6 +127,7 @@ def read_corrections(folder: str | Path, classes: Sequence[str], detector=None) 
 
 @dataclass
 class FaceSet:
+    """Faces with labels and their FER-2013 row (-1 for images from a folder)."""
     faces: np.ndarray  # (N, 48, 48) uint8
     labels: list[str]
     rows: list[int]  # CSV row index (row i of the FER+ file), -1 for images from a folder
@@ -241,6 +244,7 @@ def trainable_head(learn):
 
 
 def head_probs(head, features: np.ndarray, bs: int = 4096) -> np.ndarray:
+    """The head's class probabilities of backbone ``features``, in batches of ``bs``."""
     import torch
 
     head.eval()
@@ -331,6 +335,7 @@ def accuracy_table(probs: np.ndarray, labels: Sequence[str | None], classes: Seq
 
 @dataclass
 class Result:
+    """A personal model: its ONNX file, its card and the seconds it took."""
     onnx: Path
     card: dict
     seconds: float
@@ -500,5 +505,6 @@ def personal_card(config: PersonalizeConfig, base_path: Path, base_card: dict, c
 # --------------------------------------------------------------------------- command line
 
 def count_manifest_rows(folder: Path) -> int:
+    """How many corrections ``folder``'s manifest lists."""
     path = folder / MANIFEST
     return max(0, sum(1 for _ in open(path, encoding="utf-8")) - 1) if path.exists() else 0

@@ -40,6 +40,7 @@ class MovedModulesUnpickler(pickle.Unpickler):
     """An unpickler that finds classes and functions of fer's earlier layouts (:data:`MOVED_MODULES`)."""
 
     def find_class(self, module: str, name: str):
+        """The class ``name`` of ``module``, looked up where the module lives now."""
         return super().find_class(MOVED_MODULES.get(module, module), name)
 
 
@@ -102,6 +103,8 @@ class FacePredictor:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_LEARNER, backend: str = "auto") -> "FacePredictor":
+        """The predictor of an exported learner (``.pkl``) with its card; ``backend`` as
+        :func:`fer.training.runtime.compile_backend`."""
         return cls(load_learner_file(path), load_card(path), backend)
 
     @torch.inference_mode()

@@ -90,6 +90,7 @@ class RandomGamma(RandTransform):
         self.max_log_gamma, self.p_image = max_log_gamma, p
 
     def encodes(self, x: TensorImage):
+        """Apply a random gamma to a share of the batch's images."""
         g = torch.empty(x.size(0), 1, 1, 1, device=x.device).uniform_(-self.max_log_gamma, self.max_log_gamma)
         g = torch.where(_per_image(x, self.p_image), g, torch.zeros_like(g))
         return x.clamp(1e-6, 1) ** g.exp()
@@ -105,6 +106,7 @@ class RandomBlur(RandTransform):
         self.p_image, self.sigma = p, sigma
 
     def encodes(self, x: TensorImage):
+        """Blur a share of the batch's images with a random Gaussian."""
         n, c, h, w = x.shape
         radius = math.ceil(2 * self.sigma[1])
         offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
@@ -156,6 +158,7 @@ class RandomJpeg(RandTransform):
         self.p_image, self.quality = p, quality
 
     def encodes(self, x: TensorImage):
+        """Give a share of the batch's images JPEG's 8×8 quantisation at a random quality."""
         if x.shape[-1] % 8 or x.shape[-2] % 8:
             return x
         quality = torch.empty(x.size(0), device=x.device).uniform_(*self.quality)
@@ -173,6 +176,7 @@ class RandomErase(RandTransform):
         self.p_image, self.area = p, area
 
     def encodes(self, x: TensorImage):
+        """Erase a random rectangle of a share of the batch's images."""
         n, _, h, w = x.shape
         dev = x.device
         area = torch.empty(n, device=dev).uniform_(*self.area) * h * w
@@ -237,6 +241,7 @@ class InferencePreprocess(torch.nn.Module):
         return float(self.mean.flatten()[0]), float(self.std.flatten()[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 faces to the model's input: scale, resize (bilinear), normalise."""
         x = x.float() / self.div
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=self.align_corners)
         return (x - self.mean) / self.std
