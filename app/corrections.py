@@ -26,6 +26,7 @@ class ServedModel:
 
     @property
     def name(self) -> str:
+        """The live model's file name."""
         return self.path.name
 
     def choices(self) -> list[tuple[str, str]]:
@@ -52,6 +53,7 @@ class ServedModel:
         return self.live_line()
 
     def live_line(self) -> str:
+        """One line for the page: which model is live, and what it is."""
         return f"Live model: **{self.name}** ({self.recognizer.predictor.describe()})."
 
     @property

@@ -33,9 +33,11 @@ class ResultFiles:
         self._remove = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)  # also at exit
 
     def close(self) -> None:
+        """Delete the folder and everything in it now."""
         self._remove()
 
     def save(self, image: np.ndarray) -> str:
+        """Write ``image`` (RGB) as a JPEG with a unique name; returns its path (old files are swept first)."""
         self._sweep()
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:

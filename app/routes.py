@@ -53,6 +53,7 @@ class RevalidatedFiles(StaticFiles):
     model cross the network once, and again only when they change."""
 
     def file_response(self, *args, **kwargs):
+        """The file, with ``Cache-Control: no-cache`` so browsers revalidate it (ETag) on each visit."""
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "no-cache"
         return response

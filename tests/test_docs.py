@@ -25,14 +25,7 @@ FIGURE = re.compile(r"(?<![\w.×])\d[\d,]*(?:\.\d+)?\s?(?:%|ms\b|s\b|min\b|MB\b|
 SOURCE = re.compile(r"docs/results/|docs/runs/|\.suite\.json")
 #: Definitions without a docstring in files that other open branches are rewriting now (issues 32, 34 and 36);
 #: whoever merges them gives these their docstrings and empties this set.
-AWAITING_OTHER_BRANCHES = {
-    "app/corrections.py": {"ServedModel.name", "ServedModel.live_line"},
-    "app/files.py": {"ResultFiles.close", "ResultFiles.save"},
-    "app/routes.py": {"RevalidatedFiles.file_response"},
-    "fer/serving/onnx_predict.py": {"softmax"},
-    "fer/serving/recognize.py": {"FaceResult.label", "FaceResult.confidence", "FaceRecognizer.detector_name",
-                                 "FaceRecognizer.classes", "FaceRecognizer.annotate"},
-}
+AWAITING_OTHER_BRANCHES: dict[str, set[str]] = {}
 
 
 def prose_blocks(markdown: str) -> list[str]:

@@ -39,6 +39,7 @@ def inference_session(model: bytes | str | Path, threads: int | None = None):
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, C)`` logits, shifted by each row's maximum so it cannot overflow."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 

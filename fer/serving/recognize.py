@@ -49,10 +49,12 @@ class FaceResult:
 
     @property
     def label(self) -> str:
+        """The most probable class."""
         return max(self.probs, key=self.probs.get)
 
     @property
     def confidence(self) -> float:
+        """The probability of :attr:`label`."""
         return self.probs[self.label]
 
     @property
@@ -103,10 +105,12 @@ class FaceRecognizer:
 
     @property
     def detector_name(self) -> str:
+        """The photo detector's name (``yunet`` or ``haar``)."""
         return getattr(self.detector, "name", type(self.detector).__name__)
 
     @property
     def classes(self) -> list[str]:
+        """The model's class names, in its output order."""
         return self.predictor.classes
 
     def crops(self, image: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:
@@ -143,6 +147,8 @@ class FaceRecognizer:
         return session.bind(self, self.detector)
 
     def annotate(self, image: np.ndarray) -> tuple[np.ndarray, list[FaceResult]]:
+        """IMAGE mode, drawn: a copy of ``image`` with every face's box and label (or a note when none was
+        found), and the faces."""
         faces = self.detect(image)
         out = image.copy()
         for face in faces:
