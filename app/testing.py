@@ -62,27 +62,37 @@ def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float, log=N
 
 
 @contextmanager
-def running_app(model: Path | None, *extra: str, timeout: float | None = None, python: str = sys.executable,
-                cwd: Path | None = None, env: dict | None = None):
-    """Yield ``(url, process, log)`` of the app (``python -m fer_app``) serving ``model`` (``None``: its default)
-    under the interpreter ``python``, started in ``cwd`` (default: this process's folder) with ``env`` added to
-    the environment; the log (a temporary file, removed afterwards) holds its stdout and stderr. ``timeout``:
-    how long the app may take to answer (default 180 s, or $FER_APP_START_TIMEOUT on a busy machine)."""
+def running_server(args: list[str], health: str = "/", timeout: float | None = None, cwd: Path | None = None,
+                   env: dict | None = None, stop_s: float = 15):
+    """Yield ``(url, process, log)`` of the server ``args`` (with ``--port`` added) on a free port, once ``health``
+    answers; stopped with SIGTERM afterwards (killed after ``stop_s``). Started in ``cwd`` (default: this
+    process's folder) with ``env`` added to the environment; the log (a temporary file, removed afterwards) holds
+    its stdout and stderr. ``timeout``: how long it may take to answer (default 180 s, or
+    $FER_APP_START_TIMEOUT on a busy machine)."""
     timeout = timeout or float(os.environ.get("FER_APP_START_TIMEOUT", 180))
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     log = tempfile.TemporaryFile("w+")
-    model_args = ["--model", str(model)] if model is not None else []
-    proc = subprocess.Popen([python, "-m", "fer_app", *model_args, "--port", str(port), *extra],
-                            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    proc = subprocess.Popen([*args, "--port", str(port)], cwd=cwd,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_answering(url, proc, timeout, log)
+        wait_until_answering(url + health, proc, timeout, log)
         yield url, proc, log
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=stop_s)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextmanager
+def running_app(model: Path | None, *extra: str, timeout: float | None = None, python: str = sys.executable,
+                cwd: Path | None = None, env: dict | None = None):
+    """Yield ``(url, process, log)`` of the app (``python -m fer_app``) serving ``model`` (``None``: its default)
+    under the interpreter ``python`` (see :func:`running_server`)."""
+    model_args = ["--model", str(model)] if model is not None else []
+    with running_server([python, "-m", "fer_app", *model_args, *extra], "/", timeout, cwd, env) as (url, proc, log):
+        yield url + "/", proc, log

@@ -18,12 +18,9 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +29,7 @@ import requests
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-from fer_app.testing import free_port, wait_until_answering
+from fer_app.testing import running_server
 
 RUNS = {"defaults": [], "queue 4": ["--queue", "4"]}
 
@@ -100,24 +97,9 @@ def client(url: str, photo: bytes, until: float, tally: Tally) -> None:
             tally.add(error=f"{response.status_code}: {response.text[:200]}")
 
 
-@contextmanager
-def running_server(options: list[str]):
-    """(url, process) of ``python -m fer.serve`` with ``options`` on a free port, stopped afterwards."""
-    port = free_port()
-    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in the finally below
-    server = subprocess.Popen([sys.executable, "-m", "fer.serve", "--port", str(port), *options], cwd=ROOT,
-                              stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_answering(f"http://127.0.0.1:{port}/healthz", server, 180, log)
-        yield f"http://127.0.0.1:{port}", server
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
-
-
 def load_run(options: list[str], clients: int, seconds: float, photo: bytes) -> dict:
-    with running_server(options) as (url, server):
+    with running_server([sys.executable, "-m", "fer.serve", *options], "/healthz", 180, ROOT, stop_s=30) as (
+            url, server, _):
         process = psutil.Process(server.pid)
         before = server_rss(process)
         tally, peak, until = Tally(), before, time.monotonic() + seconds

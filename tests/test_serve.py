@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from conftest import ROOT, run_cli
 from PIL import Image
 
 from fer.evaluation.scenes import write_clip
-from fer_app.testing import free_port, wait_until_answering
+from fer_app.testing import free_port, running_server
 
 TOKEN = "test-token-5d41"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -37,22 +36,8 @@ OPTIONS = ("--token", TOKEN, "--concurrency", "1", "--queue", "1", "--video-queu
 def running_service(*options: str, timeout: float = 180):
     """Yield ``(url, process, log)`` of ``python -m fer.serve`` with ``options`` on a free port, once /healthz
     answers; stopped with SIGTERM afterwards."""
-    port = free_port()
-    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen([sys.executable, "-m", "fer.serve", "--port", str(port), *options], cwd=ROOT,
-                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answering(f"{url}/healthz", proc, timeout, log)
-        yield url, proc, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with running_server([sys.executable, "-m", "fer.serve", *options], "/healthz", timeout, ROOT, stop_s=30) as run:
+        yield run
 
 
 def log_text(log) -> str:

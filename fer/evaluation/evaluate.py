@@ -1,27 +1,5 @@
-"""Evaluate an exported learner on labelled faces.
-
-    python -m fer.evaluate --model exports/fer2013_effnet_lite0.pkl --data data/fer2013/test
-    python -m fer.evaluate --model exports/fer2013_effnet_lite0.pkl --data ../shared/data/fer2013.csv.gz --tta
-    python -m fer.evaluate --model exports/fer2013_effnet_lite0.onnx --data data/fer2013/valid --tta tencrop
-
-DATA is a class-per-folder tree (``DATA/<class>/*.png``), a folder of images whose names start with
-their class (``happy_001.jpg``), or a FER-2013 CSV (its PrivateTest rows).
-
-Each image is taken to be a face crop, as in FER-2013, and scored whole. For photos of people, pass
---detect: the largest face in each photo is found and cropped first (photos without a face are skipped
-and listed).
-
---tta averages each face's probabilities over several views of it: flip (the face and its mirror image;
---tta alone) or tencrop (four corner crops and the centre crop, 44 of 48 px, and their mirrors). The
-report, the JSON's tta field and the confusion matrix's title state the mode.
-
---suite runs the evaluation suite (fer/suite.py) instead: plain faces and the app's detector crops of one
-FER-2013 split (--usage, PublicTest by default), each against the FER-2013 and the FER+ labels, and the
-serving score; --model may be given several times (the faces are built once; NAME=PATH names its column),
---json writes every
-model's figures and --md (default: the --json name with .md) the table, the models side by side:
-
-    python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/results/suite/public.json
+"""Scoring a model on labelled faces (an image folder or the FER-2013 CSV): accuracy, per-class figures and
+the confusion matrix, optionally on the detector's crops; the command is ``python -m fer.evaluate``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
-"""Faces and expressions through a whole video: an annotated video, a per-frame CSV and a plot per face.
-
-    python -m fer.video IN.mp4 --out DIR [--every N] [--detector yunet|haar]
-    python -m fer.video interviews/ --csv all.csv [--out DIR] [--workers N] [--address tcp://host:8786] [--resume]
-
-Writes DIR/IN.annotated.mp4 (H.264; boxes, labels and tracked face ids), DIR/IN.csv (one row per analysed frame and
-face: frame, time_s, face_id, box, detector score, landmarks, the probability of every class, label),
-DIR/IN.face<ID>.png (each face's expressions over time) and DIR/IN.json (a summary). Anything OpenCV can
-read works; times come from the file's own timestamps (variable frame rates), phone videos are turned
-upright from their rotation tag. The CSV holds each frame's own probabilities; the labels drawn on the
-video are smoothed over frames per face. A file that breaks off partway (truncated, corrupt) keeps
-what was read: the CSV is then named IN.partial.csv and the summary says where and why it stopped.
-
-Many videos (files, folders, --files-from LIST) run side by side (--workers N processes, or a Dask cluster)
-into one table (--csv: file, frame, time_s, face_id, ...), each video's own files too with --out; a video
-that cannot be read is a row of NAME.failures.csv and the run goes on; --resume continues a killed run.
+"""Videos through the one frame path: reading frames with their own times (:class:`VideoReader`), the annotated
+H.264 MP4 (:class:`VideoWriter`), a per-frame CSV, a plot per face and a summary (:func:`analyze_video`), and
+each video of a batch run. The command is ``python -m fer.video``.
 """
 
 from __future__ import annotations

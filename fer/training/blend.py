@@ -1,17 +1,5 @@
-"""Blend a fine-tuned learner with the one it started from, and balance its classes after training.
-
-    python -m fer.blend runs/tuned.pkl --base exports/fer2013_effnet_lite0.pkl --alpha 0.7 \\
-        --prior-power 0.5 --data data/fer2013 --out runs/blend.pkl
-
-- ``--alpha A`` (with ``--base``): the weights become ``(1 − A) × base + A × tuned`` (weight-space
-  ensembling, "WiSE-FT"): a fine-tune that moved towards new data (detector crops, crowd labels) keeps more
-  of what the base knew. Both must be the same architecture with the same classes in the same order,
-  as ``python -m fer.finetune --init-from BASE`` makes them.
-- ``--prior-power T`` (with ``--data``): the classifier's bias is lowered by ``T × log(class share in
-  DATA/train)`` (logit adjustment): the rare classes (disgust, fear) are predicted more often, as a
-  class-balanced loss would, without training.
-
-Writes ``OUT`` (.pkl) and ``OUT.onnx`` with a card that records both settings and the tuned model's card.
+"""Weight-space blending of a fine-tuned learner with the one it started from (WiSE-FT) and logit adjustment by
+the training set's class shares; the command is ``python -m fer.blend``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""Export a trained learner to ONNX for torch-free serving.
-
-    python -m fer.export exports/fer2013_effnet_lite0.pkl [--out NAME.onnx]
-
-Writes ``NAME.onnx`` beside the ``.pkl``: uint8 grey faces ``(N, 1, 48, 48)`` in, logits out, with the
-learner's validation preprocessing (scale, resize, normalise) compiled in, and the class list and model
-card in its metadata. The file is checked against ``learn.predict`` (to 1e-4) before it is written; the
-JSON card beside the model gets an ``onnx`` entry (file, checksum, largest difference).
+"""A learner as ONNX for torch-free serving: the validation preprocessing compiled in, the class list and card
+in its metadata, checked against ``learn.predict`` before it is written; the command is ``python -m fer.export``.
 """
 
 from __future__ import annotations

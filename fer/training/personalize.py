@@ -1,24 +1,7 @@
-"""A personal model from a user's corrections (the app's ``--feedback DIR`` folder, :mod:`fer.serving.feedback`).
-
-    python -m fer.personalize --feedback DIR --out DIR/mine [--base exports/fer2013_effnet_lite0.pkl] \\
-        [--data ../shared/data/fer2013.csv.gz] [--ferplus ../shared/data/ferplus_labels.csv]
-
-writes ``DIR/mine.onnx`` (:mod:`fer.export`: the app serves it with ``--model`` or its model menu) and its
-card ``DIR/mine.json`` (the base model, the corrections per class, the settings, the time and, with
-test data, accuracy before and after). The base model is only read.
-
-How: the base model's backbone stays frozen; only its classification head (two small fully connected
-layers) is trained, on the backbone's features of augmented views of the corrections (the base model's
-own training augmentation), so a few hundred corrections train in seconds and the face features the
-base learned from 28,709 faces stay as they were. What the head must not forget:
-
-- with ``--data`` (a FER-2013 CSV or an image folder with ``train/``): replay ``--replay`` training faces,
-  on which the new head is distilled towards the base model's own probabilities (no labels needed);
-- always: the head's weights are pulled towards the base's (an L2 penalty on the change, ``--anchor``).
-
-Corrections of only some classes are normal. Photos in the folder (over 160 px) are searched for their
-largest face; images that cannot be read or hold no face are skipped with a line each; an unknown class
-folder, an empty folder or nothing usable stops with a one-line message.
+"""A personal model from a user's corrections (:mod:`fer.serving.feedback`): the base model's backbone frozen,
+its head trained on augmented views of the corrections, with replayed training faces distilled towards the base
+and an L2 pull towards the base's weights; exported as ONNX with a card. The command is ``python -m
+fer.personalize``; its help says how and why.
 """
 
 from __future__ import annotations
