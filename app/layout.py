@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from fer.core.images import ImageError, load_image
+from fer.core.images import SERVER_DECODES, ImageError, load_image
 from fer.serving.draw import CLASS_COLOURS
 from fer.serving.model_files import DEFAULT_MODEL
 from fer.serving.recognize import FaceRecognizer, VideoSession, annotate_frame
 from fer.serving.timeline import EmotionTimeline
 from fer.serving.video import OutputPaths, VideoError, VideoReader, analyze_video, plot_faces
-from fer_app.corrections import ServedModel, feedback_panel, upload_corrections, webcam_corrections
+from fer_app.access import Access
+from fer_app.corrections import (
+    ServedModel,
+    feedback_panel,
+    show_operator_controls,
+    upload_corrections,
+    webcam_corrections,
+)
 from fer_app.files import ResultFiles
+from fer_app.jobs import Job, JobCancelled, ShortestFirst, work_left
 from fer_app.markup import LIVE_VIEW_CSS, LIVE_VIEW_JS, accuracy_text, describe, live_view_markup, usage_text
 from fer_app.routes import live_view_config, live_view_routes
 from fer_app.settings import (
@@ -26,6 +37,8 @@ from fer_app.settings import (
     STREAM_CONCURRENCY,
     STREAM_EVERY_S,
     STREAM_TIME_LIMIT_S,
+    VIDEO_JOBS,
+    VIDEO_MAX_FRAMES,
     VIDEO_MAX_MB,
     VIDEO_MAX_PIXELS,
     VIDEO_MAX_S,
@@ -34,8 +47,31 @@ from fer_app.settings import (
 )
 
 
+def upload_path(upload: dict | str | None) -> str | None:
+    """The file of a raw upload value (``preprocess=False``: Gradio has checked it is one of its uploads)."""
+    return upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
+
+
+def stream_frame(value: dict | str | np.ndarray | None) -> np.ndarray | None:
+    """A webcam frame sent to the server, decoded within the app's limits (:func:`load_image` with the shared
+    decode budget: a forged frame of any size costs no more than a photo); None when it is no usable image. An
+    array (the function called directly, not through Gradio) is already decoded and comes back as it is."""
+    if isinstance(value, np.ndarray):
+        return value
+    url = value.get("url") if isinstance(value, dict) else None
+    try:
+        if isinstance(url, str) and url.startswith("data:") and not upload_path(value):
+            return load_image(base64.b64decode(url.split(",", 1)[-1], validate=True), budget=SERVER_DECODES)
+        path = upload_path(value)
+        return load_image(path, name=Path(path).name, budget=SERVER_DECODES) if path else None
+    except (ImageError, binascii.Error, ValueError) as e:
+        print(f"frame skipped: {e}", file=sys.stderr)
+        return None
+
+
 def check_clip(reader: VideoReader) -> None:
-    """Refuse clips over the app's bounds (length, resolution) before any work."""
+    """Refuse clips over the app's bounds (length, resolution) before any work: from the header before any frame
+    is decoded (:class:`VideoReader`), then from the first frame if its size differs."""
     if reader.duration_s > VIDEO_MAX_S:
         raise VideoError(f"{reader.path.name} is {reader.duration_s:.0f} s long; this app takes clips of up to "
                          f"{VIDEO_MAX_S} s (use `python -m fer.video` for longer ones)")
@@ -94,21 +130,23 @@ class Page:
 
 
 def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str | Path | None = None,
-              feedback_dir: Path | None = None) -> Page:
+              feedback_dir: Path | None = None, access: Access | None = None) -> Page:
     """The page: a Webcam tab (the live view in the page by default, :func:`live_view`, or streaming to the
     server, with a live plot), an Upload tab and a Video tab, thin wrappers over :mod:`fer.serving.recognize` and
     :mod:`fer.video`. Results are written under ``temp`` (default: the system's temporary folder); ``model`` is
     the model file the app started with (the page's live view runs its ``.onnx``). With ``feedback_dir``,
     corrections are saved there (:mod:`fer.serving.feedback`) and a panel shows them and switches between the started
-    model and personal ones."""
+    model and personal ones (``access``: who signs in, and the operator, who alone deletes and switches)."""
     results = ResultFiles(parent=temp)
-    served = ServedModel(recognizer, model or DEFAULT_MODEL, feedback_dir) if feedback_dir else None
+    results.sweep_every(CACHE_SWEEP[0])
+    served = ServedModel(recognizer, model or DEFAULT_MODEL, feedback_dir, access) if feedback_dir else None
+    video_jobs = ShortestFirst()
 
-    def stream(frame: np.ndarray | None, session: VideoSession | None, timeline: EmotionTimeline | None):
+    def stream(frame: dict | None, session: VideoSession | None, timeline: EmotionTimeline | None):
         session = session or VideoSession()
         timeline = timeline or EmotionTimeline(window_s=LIVE_PLOT_S)
         try:
-            annotated, probs = annotate_frame(recognizer, frame, session)
+            annotated, probs = annotate_frame(recognizer, stream_frame(frame), session)
         except Exception as e:  # a viewer's bad frame must never end the stream
             print(f"frame skipped: {type(e).__name__}: {e}", file=sys.stderr)
             return gr.skip(), gr.skip(), session, gr.skip(), timeline
@@ -116,36 +154,47 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
             return gr.skip(), gr.skip(), session, gr.skip(), timeline
         return annotated, probs or {}, session, live_plot_update(timeline, probs), timeline
 
-    def analyze_clip(upload: dict | str | None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-        # `progress` shows fer.video's frame progress bar (tqdm) in the page
+    def analyze_clip(upload: dict | str | None, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         # preprocess=False as for photos: the raw upload's path, read by fer.video with clear errors
-        path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
+        path = upload_path(upload)
         if not path:
             return None, None, None, "Upload a video first."
         path = Path(path)
-        if path.stat().st_size > VIDEO_MAX_MB * 1024 * 1024:
-            return None, None, None, f"**Cannot use this file.** It is over {VIDEO_MAX_MB} MB."
-        out = OutputPaths(results.folder(), "clip")  # H.264 MP4: plays in browsers
         try:
-            report, rows = analyze_video(recognizer, path, out=out, show_progress=True, check=check_clip,
-                                         max_frames=round(VIDEO_MAX_S * 120))
-        except VideoError as e:
-            return None, None, None, f"**Cannot use this file.** {str(e).replace(str(path), path.name)}"
+            if path.stat().st_size > VIDEO_MAX_MB * 1024 * 1024:
+                return None, None, None, f"**Cannot use this file.** It is over {VIDEO_MAX_MB} MB."
+        except FileNotFoundError:  # the queue was long: the upload outlived its stated time
+            return None, None, None, "**The upload is gone** (it waited too long in the queue): upload it again."
+        out = OutputPaths(results.folder(), "clip")  # H.264 MP4: plays in browsers
+        with video_jobs.job(request.session_hash or "api") as job:
+            pace = ClipPace(video_jobs, job, progress)
+            try:
+                report, rows = analyze_video(recognizer, path, out=out, check=pace.check, on_frame=pace.frame,
+                                             max_frames=VIDEO_MAX_FRAMES)
+            except VideoError as e:
+                return None, None, None, f"**Cannot use this file.** {str(e).replace(str(path), path.name)}"
+            except JobCancelled as e:
+                return None, None, None, f"**Stopped:** {e}."
         longest = sorted(report.face_ids, key=lambda i: -sum(r["face_id"] == i for r in rows))[:VIDEO_PLOT_FACES]
         plot = plot_faces(rows, sorted(longest), recognizer.classes, out.out_dir / "faces.png",
                           "Expressions over time") if longest else None
         csv_file = report.outputs.get("csv")
-        return str(out.video), plot and str(plot), csv_file, video_status(report, rows)
+        waited = f" Waited {job.waited_s:.0f} s while shorter clips went first." if job.waited_s >= 1 else ""
+        return str(out.video), plot and str(plot), csv_file, video_status(report, rows) + waited
+
+    def stop_clip(request: gr.Request):
+        stopped = video_jobs.cancel(request.session_hash or "api")
+        return "**Stopped.**" if stopped else "Nothing to stop."
 
     def analyze(upload: dict | str | None):
         # preprocess=False: Gradio's own image decoding would fail with a traceback on bad files,
         # so the raw upload (a file path) comes here and fer.core.images reads it with clear errors
-        path = upload.get("path") if isinstance(upload, dict) else getattr(upload, "path", upload)
+        path = upload_path(upload)
         hidden = [gr.Label(visible=False, value=None)] * MAX_FACES_SHOWN
         if not path:
             return None, "Upload an image first.", [], *hidden
         try:
-            image = load_image(path, name=Path(path).name)
+            image = load_image(path, name=Path(path).name, budget=SERVER_DECODES)
         except ImageError as e:
             return None, f"**Cannot use this file.** {e}", [], *hidden
         annotated, faces = recognizer.annotate(image)
@@ -165,7 +214,14 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
         if accuracy:
             with gr.Accordion("How accurate is it?", open=False, elem_id="accuracy"):
                 gr.Markdown(accuracy)
-        corrections_count = feedback_panel(served) if served else None
+        corrections_count = None
+        if served:
+            corrections_count, operator_controls = feedback_panel(served)
+
+            def operator_sees_controls(request: gr.Request):
+                return show_operator_controls(served, request)
+
+            demo.load(operator_sees_controls, None, operator_controls, api_name=False, show_progress="hidden")
         with gr.Tab("Webcam", id="webcam"):
             where, live_files = live_view(recognizer, model, feedback_on=served is not None)
             in_page = bool(live_files)
@@ -185,8 +241,9 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
                                         x_lim=[-LIVE_PLOT_S, 0],
                                         y_lim=[0, 1], x_title=f"seconds ago (last {LIVE_PLOT_S} s)",
                                         label="Largest face over time", elem_id="live-plot")
+            # preprocess=False: each frame is decoded by stream_frame, within the app's limits
             camera.stream(stream, [camera, session, timeline], [live, main_face, session, live_plot, timeline],
-                          stream_every=STREAM_EVERY_S, time_limit=STREAM_TIME_LIMIT_S,
+                          stream_every=STREAM_EVERY_S, time_limit=STREAM_TIME_LIMIT_S, preprocess=False,
                           concurrency_limit=STREAM_CONCURRENCY, show_progress="hidden", api_name="stream")
             server_parts = [server_view, server_panels]
             if served:
@@ -216,6 +273,7 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
                     # a file box, not a player: many videos OpenCV reads (AVI, MKV, mp4v...) do not play in
                     # browsers, and the player would flag them as errors before they were even analysed
                     clip = gr.File(label=f"Video (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB)", elem_id="clip")
+                    stop = gr.Button("Stop analysing", size="sm", variant="stop", elem_id="clip-stop")
                     clip_status = gr.Markdown(elem_id="clip-status")
                     clip_csv = gr.File(label="Every frame's faces (CSV)", interactive=False, elem_id="clip-csv")
                     clip_examples = gr.Examples([[str(EXAMPLES_DIR / name)] for name in CLIP_EXAMPLES], inputs=clip,
@@ -225,11 +283,42 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
             # no label badge: it would cover the plot's top left; the figure carries its own title
             clip_plot = gr.Image(label="Expressions over time", show_label=False, type="filepath", interactive=False,
                                  elem_id="clip-plot")
-            clip.upload(analyze_clip, clip, [clip_result, clip_plot, clip_csv, clip_status], api_name="analyze_video",
-                        concurrency_limit=1, preprocess=False)
+            # VIDEO_JOBS clips side by side, taking turns frame by frame (app/jobs.py); more wait in the queue,
+            # which shows each viewer its place; the progress bar counts frames (and says when a clip waits)
+            analysing = clip.upload(analyze_clip, clip, [clip_result, clip_plot, clip_csv, clip_status],
+                                    api_name="analyze_video", concurrency_limit=VIDEO_JOBS, preprocess=False)
             # an example is analysed as an upload is (clip.upload does not fire when an example fills the box)
-            clip_examples.load_input_event.then(analyze_clip, clip, [clip_result, clip_plot, clip_csv, clip_status],
-                                                concurrency_limit=1, preprocess=False, api_name=False)
+            example = clip_examples.load_input_event.then(analyze_clip, clip,
+                                                          [clip_result, clip_plot, clip_csv, clip_status],
+                                                          concurrency_limit=VIDEO_JOBS, preprocess=False,
+                                                          api_name=False)
+            stop.click(stop_clip, None, clip_status, cancels=[analysing, example], api_name="stop_video")
         with gr.Accordion("How to use it, and what is kept", open=False, elem_id="usage"):
-            gr.Markdown(usage_text())
-    return Page(demo, live_view_routes(live_files, served))
+            gr.Markdown(usage_text(feedback_on=served is not None, signed_in=bool(access and access.on)))
+    return Page(demo, live_view_routes(live_files, served, access))
+
+@dataclass
+class ClipPace:
+    """One clip's turns (:class:`fer_app.jobs.ShortestFirst`) and its progress bar: ``check`` refuses clips over the
+    bounds and learns the clip's size from its header, ``frame`` runs before each frame."""
+
+    jobs: ShortestFirst
+    job: Job
+    progress: gr.Progress
+    pixels: int = 0
+    expected: int = 0
+    shown: float = 0.0
+
+    def check(self, reader: VideoReader) -> None:
+        check_clip(reader)
+        self.pixels, self.expected = reader.width * reader.height, reader.frames_expected
+
+    def frame(self, index: int) -> None:
+        left = work_left(self.expected, index, self.pixels, VIDEO_MAX_FRAMES)
+        self.jobs.turn(self.job, left, waiting=lambda job: self.show(index, "waiting: a shorter clip goes first"))
+        if time.monotonic() - self.shown > 0.25:  # a few updates a second, not one a frame
+            self.show(index, "analysing")
+
+    def show(self, index: int, what: str) -> None:
+        self.shown = time.monotonic()
+        self.progress((index, min(self.expected, VIDEO_MAX_FRAMES) or None), desc=what, unit="frames")

@@ -58,8 +58,8 @@ def accuracy_text(model: str | Path | None) -> str | None:
     return accuracy_in_words(suite, suite_path(Path(model).with_suffix(".onnx")).name) if suite else None
 
 
-def usage_text() -> str:
-    """How to use each tab, and what the app keeps (the fold at the foot of the page)."""
+def usage_text(feedback_on: bool = False, signed_in: bool = False) -> str:
+    """How to use each tab, and what the app keeps and for how long (the fold at the foot of the page)."""
     return f"""**Webcam**: press Start and allow the camera; boxes and labels follow each face, the panel shows the
 largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. By default your browser does the
 work and frames never leave your device; switch to "the server" to stream them here instead. **Upload**: drop
@@ -67,8 +67,24 @@ a photo, or click an example; each face gets its probabilities, left to right. *
 {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD) for an annotated video with tracked face ids, the expressions over time
 and a CSV of every frame.
 
-Uploads, camera frames streamed to the server and results stay in a temporary folder on this server for at most
-{CACHE_SWEEP[0] + CACHE_SWEEP[1]} seconds and are deleted when the app stops; nothing else is stored."""
+{kept(feedback_on, signed_in)}"""
+
+
+def kept(feedback_on: bool, signed_in: bool) -> str:
+    """What this server keeps of a visit, and for how long."""
+    every, age = CACHE_SWEEP
+    text = (f"**What this server keeps:** your uploads, camera frames sent to the server and the results made "
+            f"from them are deleted {age} s after they were last written (checked every {every} s, so within "
+            f"{every + age} s; a video's files {every + age} s after its analysis ends), and all of them when the "
+            f"app stops, or when it next starts if it stopped abruptly. In the default live view frames never "
+            f"leave your device.")
+    if feedback_on:
+        text += (" A correction you save (the 48×48 grey face, the expression you picked and what the model "
+                 "said) is kept in the operator's corrections folder until the operator deletes it; deletions "
+                 "and model switches are recorded there with who and when.")
+    if signed_in:
+        text += " Your user name is used for the limits on corrections and in that record."
+    return text + " Nothing else is stored."
 
 
 def live_correction_markup(classes: list[str]) -> str:

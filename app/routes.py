@@ -1,5 +1,6 @@
 """The HTTP routes beside Gradio's: the live view's files (its modules, onnxruntime-web, YuNet, the live model)
-and a correction from the page."""
+and a correction from the page. With sign-in on, the model files and corrections answer signed-in users only
+(the modules and onnxruntime-web are public code); cross-site requests never reach them (:mod:`fer_app.origin`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from fer.serving import feedback
 from fer.serving.live import YUNET_DYNAMIC, browser_model, live_settings
 from fer.serving.recognize import FaceRecognizer
+from fer_app.access import Access, signed_in_user, who
 from fer_app.corrections import ServedModel
 from fer_app.settings import LIVE_CORRECTION_MAX_BYTES, LIVE_PLOT_S, LIVE_ROUTE, STATIC_DIR, WEBGPU_RUNTIME
 
@@ -59,6 +61,15 @@ class RevalidatedFiles(StaticFiles):
         return response
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header matches ``etag``: ``*``, or one of its comma-separated tags exactly
+    (a weak ``W/`` tag compares as its strong form, as RFC 9110 asks of GET)."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag.removeprefix("W/") in tags
+
+
 def revalidated_file(path: Path | Callable[[], Path]):
     """An endpoint serving one file as :class:`RevalidatedFiles` does; ``path`` may be a function giving the
     file at each request (the live model, which the page's menu switches). The file's name goes along in
@@ -69,10 +80,22 @@ def revalidated_file(path: Path | Callable[[], Path]):
         where = hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:8]  # another file, another ETag
         headers = {"cache-control": "no-cache", "etag": f'"{where}-{stat.st_mtime_ns:x}-{stat.st_size:x}"',
                    "x-fer-model": file.name}
-        if headers["etag"] in request.headers.get("if-none-match", ""):
+        if etag_matches(request.headers.get("if-none-match"), headers["etag"]):
             return Response(status_code=304, headers=headers)
         return FileResponse(file, headers=headers, stat_result=stat)
     return endpoint
+
+
+def signed_in_only(endpoint, access: Access | None):
+    """``endpoint`` answering 401 to requests without a signed-in user when sign-in is on."""
+    if access is None or not access.on:
+        return endpoint
+
+    async def guarded(request):
+        if signed_in_user(request) is None:
+            return JSONResponse({"error": "sign in first"}, status_code=401)
+        return await endpoint(request)
+    return guarded
 
 
 def model_info_endpoint(onnx: Callable[[], Path]):
@@ -85,7 +108,9 @@ def model_info_endpoint(onnx: Callable[[], Path]):
 
 def correction_endpoint(served: "ServedModel | None"):
     """``POST correct``: a correction from the page's live view (:func:`fer.serving.feedback.parse_correction`'s JSON),
-    saved in the feedback folder as source ``live``. Refused (403) when the app runs without ``--feedback``."""
+    saved in the feedback folder as source ``live``. Refused (403) when the app runs without ``--feedback``; 400
+    with the reason for a bad correction (numbers that overflow, nesting too deep for the parser included), 429
+    over the rate limit or the folder's cap."""
     async def endpoint(request):
         if served is None:
             return JSONResponse({"error": "corrections are off: the app was started without --feedback DIR"},
@@ -97,11 +122,19 @@ def correction_endpoint(served: "ServedModel | None"):
         if len(body) > LIVE_CORRECTION_MAX_BYTES:
             return JSONResponse({"error": f"a correction is at most {LIVE_CORRECTION_MAX_BYTES} bytes"}, status_code=413)
         try:
-            correction = feedback.parse_correction(json.loads(body), served.recognizer.classes)
-            path = await run_in_threadpool(served.save_face, correction.face, correction.label, "live",
-                                           correction.probs, correction.predicted, correction.model)
-        except (ValueError, feedback.FeedbackError) as e:  # json's errors are ValueErrors
+            payload = json.loads(body, parse_constant=refuse_constant)
+        except (ValueError, RecursionError) as e:  # json's errors are ValueErrors; deep nesting, RecursionError
+            return JSONResponse({"error": f"not a correction: {type(e).__name__}: {str(e)[:100]}"}, status_code=400)
+        try:
+            correction = feedback.parse_correction(payload, served.recognizer.classes)
+        except feedback.FeedbackError as e:
             return JSONResponse({"error": str(e)}, status_code=400)
+        sender = who(signed_in_user(request), request.client.host if request.client else None)
+        try:
+            path = await run_in_threadpool(served.save_face, correction.face, correction.label, "live",
+                                           correction.probs, correction.predicted, correction.model, sender)
+        except feedback.FeedbackError as e:  # the rate limit or the folder's cap
+            return JSONResponse({"error": str(e)}, status_code=429)
         except OSError as e:
             return JSONResponse({"error": f"not saved: {e.strerror or e}"}, status_code=500)
         return JSONResponse({"file": f"{path.parent.name}/{path.name}",
@@ -111,19 +144,28 @@ def correction_endpoint(served: "ServedModel | None"):
     return endpoint
 
 
-def live_view_routes(files: dict[str, str], served: "ServedModel | None" = None) -> list:
+def refuse_constant(name: str):
+    """JSON's ``NaN``, ``Infinity`` and ``-Infinity`` are no numbers a correction may hold."""
+    raise ValueError(f"{name} is not a number")
+
+
+def live_view_routes(files: dict[str, str], served: "ServedModel | None" = None, access: Access | None = None) -> list:
     """The live view's routes (``files``: URL path → file or folder, from :func:`live_view_config`) for the app's
     FastAPI server (``launch(app_kwargs={"routes": ...})``, so they answer from the first request, ahead of
     Gradio's own): only these files, nothing else beside them; with ``served`` (``--feedback``), the model
     file is the one live now (the page's model menu switches it). Also ``model.json`` and ``correct``
-    (:func:`correction_endpoint`, refusing without ``--feedback``)."""
+    (:func:`correction_endpoint`, refusing without ``--feedback``). With ``access`` on, all but the modules
+    answer signed-in users only."""
     if not files:
         return []
     model_url = f"/{LIVE_ROUTE}/model.onnx"
     started = Path(files[model_url])
     onnx = (lambda: served.onnx or started) if served else (lambda: started)
     routes = [Mount(url, RevalidatedFiles(directory=path)) if Path(path).is_dir()
-              else Route(url, revalidated_file(onnx if url == model_url else Path(path)), methods=["GET", "HEAD"])
+              else Route(url, signed_in_only(revalidated_file(onnx if url == model_url else Path(path)), access),
+                         methods=["GET", "HEAD"])
               for url, path in files.items()]
-    return routes + [Route(f"/{LIVE_ROUTE}/model.json", model_info_endpoint(onnx), methods=["GET"]),
-                     Route(f"/{LIVE_ROUTE}/correct", correction_endpoint(served), methods=["POST"])]
+    return routes + [Route(f"/{LIVE_ROUTE}/model.json", signed_in_only(model_info_endpoint(onnx), access),
+                           methods=["GET"]),
+                     Route(f"/{LIVE_ROUTE}/correct", signed_in_only(correction_endpoint(served), access),
+                           methods=["POST"])]

@@ -282,7 +282,8 @@ class JobRunner:
         self.store.write_status(job.folder, job.status)
         last = [0.0]
 
-        def on_frame(frames_read: int) -> None:
+        def on_frame(index: int) -> None:  # before frame ``index`` is analysed: ``index`` frames are read
+            frames_read = index
             job.status["frames_read"] = frames_read
             if self.stopping.is_set():
                 raise ServerStopping

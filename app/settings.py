@@ -1,4 +1,5 @@
-"""The app's limits and fixed names, in one place: upload sizes, stream rates, clip bounds, the live view's route."""
+"""The app's limits and fixed names, in one place: upload sizes, stream rates, clip bounds, video jobs at once,
+corrections' limits, the live view's route."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ CACHE_SWEEP = (60, 120)  # every 60 s delete cached frames older than 120 s
 VIDEO_MAX_S = 30  # uploaded clips: at most 30 s...
 VIDEO_MAX_MB = 25  # ...and 25 MB (the upload limit)...
 VIDEO_MAX_PIXELS = 1920 * 1080  # ...and full HD
+VIDEO_MAX_FRAMES = VIDEO_MAX_S * 120  # ...and 3,600 frames (30 s at 120 frames/s)
+VIDEO_JOBS = 2  # clips analysed side by side (the shortest goes first, frame by frame: app/jobs.py); more queue
 VIDEO_PLOT_FACES = 4  # the plot shows the faces seen longest
+CORRECTIONS_PER_MINUTE = 30  # each user's (or, without sign-in, each address's) corrections a minute
+MAX_CORRECTIONS = 5000  # images the --feedback folder may hold before the app refuses more
 LIVE_PLOT_S = 30  # the webcam plot: the largest face over the last 30 s
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the live view's modules and onnxruntime-web
 #: onnxruntime-web's WebGPU build: in a checkout, not in the wheel (pyproject.toml says why)

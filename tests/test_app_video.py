@@ -4,23 +4,31 @@ back as a browser-playable annotated video, a plot and the per-frame CSV; bad fi
 from __future__ import annotations
 
 import csv
+import json
+from pathlib import Path
 
 import av
 import cv2
 import pytest
 from PIL import Image
 
-from fer.core.card import DEFAULT_MODEL  # noqa: E402
+from fer.core.card import DEFAULT_MODEL
 from fer.evaluation.scenes import write_clip
 from fer_app.testing import running_app
 
 
 @pytest.fixture(scope="module")
-def client():
+def app():
+    """The app's URL and its log."""
+    with running_app(DEFAULT_MODEL) as (url, _, log):
+        yield url, log
+
+
+@pytest.fixture(scope="module")
+def client(app):
     from gradio_client import Client
 
-    with running_app(DEFAULT_MODEL) as (url, _, _):
-        yield Client(url, verbose=False)
+    return Client(app[0], verbose=False)
 
 
 def analyze_video(client, path):
@@ -82,3 +90,72 @@ def test_result_folders_are_swept_only_when_their_files_are_old(tmp_path):
     results.folder()
     assert not folder.exists()
     results.close()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """A long clip (300 frames) and a short one (30), of the same size."""
+    folder = tmp_path_factory.mktemp("clips")
+    return write_clip(folder / "long.mp4", 320, 240, 300, 30), write_clip(folder / "short.mp4", 320, 240, 30, 30)
+
+
+def timed(client, clip) -> float:
+    import time
+
+    start = time.perf_counter()
+    status = analyze_video(client, clip)[3]
+    assert status.startswith(("30 frames", "300 frames")), status
+    return time.perf_counter() - start
+
+
+def test_a_short_clip_is_not_stuck_behind_a_long_one(app, clips):
+    """Issue 32: a second viewer's 3-s clip waited 69 s behind a long one. The shortest job goes first, frame by
+    frame (app/jobs.py): the short clip finishes within its own time plus one frame of the long one (a few
+    seconds here, for uploads and a busy machine), and before the long one."""
+    import threading
+    import time
+
+    from gradio_client import Client
+
+    long_clip, short_clip = clips
+    first, second = Client(app[0], verbose=False), Client(app[0], verbose=False)
+    alone = timed(second, short_clip)
+    done = {}
+    viewer = threading.Thread(target=lambda: done.setdefault("long", (timed(first, long_clip), time.perf_counter())))
+    viewer.start()
+    time.sleep(3)  # the long clip is under way
+    behind = timed(second, short_clip)
+    short_done = time.perf_counter()
+    viewer.join(timeout=600)
+    assert behind <= 1.5 * alone + 2.0, f"the short clip took {behind:.1f} s beside the long one, {alone:.1f} s alone"
+    assert done["long"][1] > short_done  # the long one was still running
+
+
+def test_a_long_clip_can_be_stopped(app, clips):
+    """The Video tab's stop button ends the viewer's own analysis between two frames; what was done is kept as a
+    partial table."""
+    import re
+    import time
+
+    from gradio_client import Client, handle_file
+
+    viewer = Client(app[0], verbose=False)
+    job = viewer.submit(handle_file(str(clips[0])), api_name="/analyze_video")
+    time.sleep(4)  # under way
+    assert viewer.predict(api_name="/stop_video") == "**Stopped.**"
+    log = app[1]
+    log.seek(0)
+    temp = Path(re.search(r"temporary files: (\S+)", log.read()).group(1))
+    def stopped() -> list[Path]:  # the summaries of clips that did not run to the end
+        return [p for p in temp.rglob("clip.json") if not json.loads(p.read_text())["complete"]]
+
+    deadline = time.monotonic() + 30
+    while not stopped() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the summary is written when the analysis ends
+    (summary,) = stopped()
+    report = json.loads(summary.read_text())
+    assert not report["complete"] and "cancelled after" in report["problem"] and report["frames_read"] < 300
+    with open(summary.with_name("clip.partial.csv"), newline="") as f:
+        assert len({r["frame"] for r in csv.DictReader(f)}) <= report["frames_read"]  # what was done is kept
+    assert viewer.predict(api_name="/stop_video") == "Nothing to stop."
+    job.cancel()

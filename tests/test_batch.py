@@ -4,6 +4,7 @@ must give the same rows); a run killed with SIGKILL and resumed (no file lost, n
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -267,3 +268,69 @@ def test_ctrl_c_stops_the_workers_and_the_run_resumes(photos, tmp_path):
     resumed = run_cli(*command[1:], "--resume", check=False)
     rows = read_rows(table)
     assert resumed.returncode == 1 and len(rows) == 80 and not rows.duplicated(KEYS).any()
+
+
+def test_pipes_devices_and_broken_links_are_failures_never_read(folder, tmp_path):
+    """Issue 32: fer.analyze skipped a FIFO, a dangling symlink and a symlink to /dev/zero without a word. Each is
+    now a failure of the run, listed with its reason, and nothing waits on the pipe or reads /dev/zero."""
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    os.mkfifo(odd / "pipe.jpg")
+    (odd / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (odd / "zero.jpg").symlink_to("/dev/zero")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(odd / "plain.png")
+    out = tmp_path / "faces.csv"
+    result = analyze(odd, out, "--workers", "1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    failures = {Path(r["file"]).name: r["error"] for r in csv.DictReader(open(tmp_path / "faces.failures.csv"))}
+    assert failures == {"gone.png": f"{odd / 'gone.png'}: a broken symbolic link",
+                        "pipe.jpg": f"{odd / 'pipe.jpg'}: not a regular file (a named pipe)",
+                        "zero.jpg": f"{odd / 'zero.jpg'}: not a regular file (a character device behind a symbolic link)"}
+    assert "3 files failed" in result.stderr
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent's wait is missing
+
+
+def test_workers_end_when_the_driver_is_killed(photos, tmp_path):
+    """Issue 32: after `kill -9` of fer.analyze --workers 2, its workers ran on with parent PID 1. They now end
+    within seconds of the driver, whatever ended it."""
+    table = tmp_path / "faces.csv"
+    run = subprocess.Popen([sys.executable, "-m", "fer.analyze", str(photos), "--csv", str(table), "--model", MODEL,
+                            "--quiet", "--workers", "2", "--threads", "1"], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not progress_lines(table) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the workers are busy with files
+        workers = children_of(run.pid)
+        assert len(workers) >= 2, "the workers did not start"
+        os.kill(run.pid, signal.SIGKILL)  # the driver alone: no Ctrl-C to the group, no clean-up
+        run.wait()
+        deadline = time.monotonic() + 15
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [w for w in workers if alive(w)]
+        assert not left, f"workers {left} outlived the driver"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)  # leave nothing running after a failed test

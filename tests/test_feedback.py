@@ -81,6 +81,11 @@ def test_a_live_view_correction_is_parsed_and_saved_as_the_48px_face(tmp_path):
     ({"probs": [2, 0, 0, 0, 0, 0, 0]}, "between 0 and 1"),
     ({"predicted": "bored"}, "predicted 'bored'"),
     ({"model": "a\nb"}, "model:"),
+    ({"model": '=HYPERLINK("http://evil.example","click")'}, "model:"),  # a formula in a spreadsheet
+    ({"probs": ["0.1"] * 7}, "each must be a number"),
+    ({"probs": [True] + [False] * 6}, "each must be a number"),
+    ({"probs": [1e400] * 7}, "between 0 and 1"),  # JSON's 1e400 is an infinite float
+    ({"probs": [10 ** 400] * 7}, "between 0 and 1"),  # an integer too large for a float: no OverflowError
 ])
 def test_a_bad_live_view_correction_names_its_problem(change, message):
     with pytest.raises(feedback.FeedbackError, match=message):
@@ -96,9 +101,82 @@ def test_delete_all_removes_the_corrections_and_keeps_personal_models(tmp_path):
     (tmp_path / "mine.json").write_text("{}")
     assert feedback.delete_all(tmp_path) == 3
     assert feedback.count_corrections(tmp_path) == {} and not (tmp_path / feedback.MANIFEST).exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json", "mine.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["mine.json", "mine.onnx"]
     assert feedback.personal_models(tmp_path) == [tmp_path / "mine.onnx"]
     assert "none yet" in feedback.summary(tmp_path)
+
+
+def test_cells_that_would_be_formulas_are_stored_as_text(tmp_path):
+    """Corrections saved by a program (not parsed from the page) may carry any model name: the manifest keeps it
+    as text a spreadsheet will not run."""
+    feedback.save_correction(tmp_path, synthetic_face(0, 0), "sad", "upload", "=1+cmd|' /C calc'!A0", "@SUM(1)",
+                             probs_for("sad"), CLASSES)
+    (row,) = feedback.read_manifest(tmp_path)
+    assert row["model"] == "'=1+cmd|' /C calc'!A0" and row["predicted"] == "'@SUM(1)" and row["p_sad"] == "0.7000"
+
+
+def test_the_page_is_told_the_folders_name_not_its_path(tmp_path):
+    folder = tmp_path / "my corrections"
+    assert feedback.summary(folder) == "Corrections are saved in `my corrections`: none yet."
+    assert str(tmp_path) not in feedback.summary(folder)
+
+
+def test_a_folder_holds_at_most_max_corrections(tmp_path):
+    for i in range(3):
+        feedback.save_correction(tmp_path, synthetic_face(i, i), "sad", "upload", "m", "sad", probs_for("sad"),
+                                 CLASSES, max_corrections=3)
+    with pytest.raises(feedback.FeedbackError, match="holds 3 corrections, the most this app keeps"):
+        feedback.save_correction(tmp_path, synthetic_face(4, 4), "sad", "upload", "m", "sad", probs_for("sad"),
+                                 CLASSES, max_corrections=3)
+    assert len(feedback.read_manifest(tmp_path)) == 3
+
+
+def test_deletions_and_switches_are_recorded_with_who_and_when(tmp_path):
+    line = feedback.record_action(tmp_path, "alice", "deleted all 3 corrections")
+    feedback.record_action(tmp_path, "10.0.0.7 (no sign-in)", "switched the model to mine.onnx\n=evil")
+    lines = (tmp_path / feedback.ACTIONS_LOG).read_text().splitlines()
+    assert lines[0] == line and len(lines) == 2
+    when, who, what = lines[1].split("\t")
+    assert when.endswith("Z") and who == "10.0.0.7 (no sign-in)" and what == "switched the model to mine.onnx?=evil"
+    feedback.delete_all(tmp_path)
+    assert (tmp_path / feedback.ACTIONS_LOG).exists()  # the record stays when the corrections go
+
+
+SAVER = """
+import sys, numpy as np
+from fer.core.labels import FER2013_CLASSES
+from fer.serving import feedback
+folder, n = sys.argv[1], int(sys.argv[2])
+classes = list(FER2013_CLASSES)
+for i in range(n):
+    feedback.save_correction(folder, np.full((48, 48), i % 256, np.uint8), classes[i % 7], "live", "m.onnx", "sad",
+                             {c: 1 / 7 for c in classes}, classes)
+    feedback.summary(folder)
+"""
+
+
+def test_two_apps_sharing_one_folder_never_leave_a_face_without_its_row(tmp_path):
+    """Issue 32: two apps on one --feedback folder, "delete all" in one during saves in the other, left PNGs with
+    no manifest row, and a summary after a save hit FileNotFoundError. Here two processes save while this one
+    deletes everything again and again: every image left has its row, every row its image."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    folder = tmp_path / "shared"
+    savers = [subprocess.Popen([sys.executable, "-c", SAVER, str(folder), "150"], cwd=ROOT, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+    deleted = 0
+    while any(s.poll() is None for s in savers):
+        deleted += feedback.delete_all(folder)
+        feedback.summary(folder)
+    errors = [s.stderr.read() for s in savers]
+    assert all(s.returncode == 0 for s in savers), errors
+    files = {f"{label}/{f.name}" for label, paths in feedback.correction_files(folder).items() for f in paths}
+    rows = [r["file"] for r in feedback.read_manifest(folder)]
+    assert sorted(rows) == sorted(files) and len(rows) == len(set(rows))
+    assert deleted + len(files) == 300  # every save counted once: deleted with its row, or still there with it
 
 
 def test_a_feedback_path_that_is_a_file_is_refused(tmp_path):
@@ -160,6 +238,7 @@ def run_personalize(*args: str, capsys) -> tuple[int, str]:
     ("unknown class", "bored/ is not a class of the base model"),
     ("unreadable", "none of the 2 images is usable (e.g. happy/broken.png: not an image file"),
     ("no face", "none of the 1 images is usable (e.g. happy/coffee.png: no face found in this photo)"),
+    ("non-UTF-8 manifest", "manifest.csv: not a UTF-8 CSV manifest"),
 ])
 def test_bad_feedback_folders_get_one_line(tiny_model, tmp_path, capsys, case, message):
     from skimage import data
@@ -174,6 +253,10 @@ def test_bad_feedback_folders_get_one_line(tiny_model, tmp_path, capsys, case, m
         (folder / "happy").mkdir()
         (folder / "happy" / "broken.png").write_bytes(b"not a png")
         (folder / "happy" / "empty.png").write_bytes(b"")
+    if case == "non-UTF-8 manifest":  # named before any training, not after 300 steps
+        (folder / "happy").mkdir()
+        cv2.imwrite(str(folder / "happy" / "a.png"), synthetic_face(3, 0))
+        (folder / feedback.MANIFEST).write_bytes("time,file,label\n2024,happy/a.png,happy é\n".encode("latin-1"))
     if case == "no face":
         (folder / "happy").mkdir()
         cv2.imwrite(str(folder / "happy" / "coffee.png"), data.coffee()[..., ::-1])

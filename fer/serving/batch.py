@@ -224,23 +224,42 @@ def collect_inputs(paths: Iterable[str | Path], lists: Iterable[str | Path] = ()
                    default_kind: str = "photo") -> tuple[list[Task], list[Outcome]]:
     """Tasks for files given directly or listed in text files (their kind by ending, else ``default_kind``)
     and for the files of ``folder_kinds`` under folders (recursively, sorted); each file once. Paths that do
-    not exist come back as failed outcomes."""
+    not exist, broken links and what is not a regular file (a named pipe, a device) come back as failed
+    outcomes."""
     suffixes = frozenset().union(*(kind_suffixes()[k] for k in folder_kinds))
     tasks, missing, seen = [], [], set()
     for path in [*map(Path, paths), *(p for listing in lists for p in read_path_list(listing))]:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-        elif path.is_file():
-            found = [path]
+            named = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and not p.is_dir())
         else:
-            missing.append(Outcome.failed(Task(str(path), str(path), default_kind), f"{path}: no such file or folder"))
-            continue
-        for file in found:
-            absolute = str(file.resolve())
-            if absolute not in seen:
-                seen.add(absolute)
-                tasks.append(Task(str(file), absolute, kind_of(file, default_kind)))
+            named = [path]
+        for file in named:
+            regular = file.is_file()
+            key = str(file.resolve()) if regular else os.path.abspath(file)
+            if key in seen:
+                continue
+            seen.add(key)
+            if regular:
+                tasks.append(Task(str(file), key, kind_of(file, default_kind)))
+            else:  # missing, a broken link, a pipe or a device: a failure of the run, never read
+                missing.append(Outcome.failed(Task(str(file), key, kind_of(file, default_kind)),
+                                              f"{file}: {not_a_file(file)}"))
     return tasks, missing
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path`` is not a file that can be read: missing, a broken symbolic link, or something else than a
+    regular file (a named pipe, a device, a socket: reading it could block or never end)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "a broken symbolic link" if path.is_symlink() else "no such file or folder"
+    kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    what = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"not a regular file ({what}{' behind a symbolic link' if path.is_symlink() else ''})"
 
 
 # ---- threads ----------------------------------------------------------------------------------------------
@@ -403,7 +422,7 @@ class PoolEngine:
 
         # spawned, not forked: the parent may hold onnxruntime and OpenCV thread pools that do not survive fork
         self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_ignore_interrupts)
+                                        initializer=_start_worker, initargs=(os.getpid(),))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -497,11 +516,20 @@ def _fer_version() -> str:
     return fer.__version__
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C is the driver's to handle (it stops the workers); a worker prints no traceback of its own."""
+def _start_worker(driver: int) -> None:
+    """A worker process's start: Ctrl-C is the driver's to handle (it stops the workers; a worker prints no
+    traceback of its own), and the worker ends when the driver does, however it ended (``kill -9`` included)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(driver,), daemon=True, name="end-with-driver").start()
+
+
+def _end_with(driver: int, every_s: float = 0.5) -> None:
+    """End this process once ``driver``, its parent, is gone (the process was handed to another parent)."""
+    while os.getppid() == driver:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _result(future, task: Task) -> Outcome:

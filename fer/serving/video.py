@@ -58,9 +58,11 @@ class VideoReport:
 
 
 class VideoReader:
-    """Decoded RGB frames with their times; notices a file that ends before its header says it should."""
+    """Decoded RGB frames with their times; notices a file that ends before its header says it should.
+    ``check(reader)`` may refuse the video (raise :class:`VideoError`) from its header's frame size, length and
+    rate before any frame is decoded, and again if the first frame's size differs from the header's."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, check: Callable[[VideoReader], None] | None = None):
         import cv2
 
         self.path = Path(path)
@@ -78,11 +80,22 @@ class VideoReader:
         count = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frames_expected = int(count) if math.isfinite(count) and count > 0 else 0
         self.problem: str | None = None
-        self.first = self._read()
-        if self.first is None:
+        # the container's header, before decoding (a 4 MB file may announce one 16000×16000 frame); 0 when unknown
+        self.width, self.height = (max(0, int(self.cap.get(p) or 0)) for p in (cv2.CAP_PROP_FRAME_WIDTH,
+                                                                              cv2.CAP_PROP_FRAME_HEIGHT))
+        try:
+            if check:
+                check(self)
+            self.first = self._read()
+            if self.first is None:
+                raise VideoError(f"{self.path}: no frame could be decoded (corrupt, truncated or not a video)")
+            announced = (self.width, self.height)
+            self.height, self.width = self.first.shape[:2]
+            if check and (self.width, self.height) != announced:
+                check(self)
+        except BaseException:
             self.cap.release()
-            raise VideoError(f"{self.path}: no frame could be decoded (corrupt, truncated or not a video)")
-        self.height, self.width = self.first.shape[:2]
+            raise
 
     @property
     def duration_s(self) -> float:
@@ -209,18 +222,17 @@ def analyze_video(recognizer, path: str | Path, every: int = 1, out: OutputPaths
                   on_frame: Callable[[int], None] | None = None) -> tuple[VideoReport, list[dict]]:
     """Detect, track and classify the faces of every ``every``-th frame of ``path``; returns the report and
     the rows (see :func:`video_columns`). With ``out``, the annotated video, CSV, plots and summary are
-    written as it goes. ``check(reader)`` may raise :class:`VideoError` to refuse a video before any work;
-    reading stops after ``max_frames`` (the report then says so). ``on_frame(frames_read)`` is called after
-    each frame read (progress; an exception it raises stops the run, the rows so far kept as partial).
-    Raises :class:`VideoError` for a file that cannot be read at all."""
+    written as it goes. ``check(reader)`` may raise :class:`VideoError` to refuse a video before any work
+    (:class:`VideoReader` calls it with the header's frame size before decoding a frame);
+    reading stops after ``max_frames`` (the report then says so). ``on_frame(index)`` runs before each frame is
+    analysed: it may wait (a server sharing its cores between videos) or raise to stop (what was done so far is
+    kept, as for a file that breaks off). Raises :class:`VideoError` for a file that cannot be read at all."""
     if every < 1:
         raise ValueError(f"every={every}: must be 1 or more")
     if out and not overwrite and (clash := out.existing()):
         raise VideoError(f"{clash[0]} already exists: choose another --out folder, or pass --overwrite")
-    reader = VideoReader(path)
+    reader = VideoReader(path, check)
     try:
-        if check:
-            check(reader)
         return _run(recognizer, reader, every, out, show_progress, max_frames, on_frame)
     finally:
         reader.close()
@@ -263,11 +275,11 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
             if max_frames is not None and index >= max_frames:
                 report.problem = f"{reader.path}: only the first {max_frames} frames were analysed (the limit)"
                 break
+            if on_frame:
+                on_frame(index)
             session.detect_async(frame, 1000 * t)
             report.frames_read += 1
             bar.update()
-            if on_frame:
-                on_frame(report.frames_read)
         session.flush()
         report.problem = report.problem or reader.problem
     except KeyboardInterrupt:

@@ -33,7 +33,7 @@ from fer.evaluation.metrics import metrics
 from fer.evaluation.suite import run_suite, suite_faces
 from fer.serving.detect import make_detector
 from fer.serving.faces import to_face
-from fer.serving.feedback import MANIFEST, FeedbackError, correction_files
+from fer.serving.feedback import FeedbackError, correction_files, manifest_rows
 from fer.serving.model_files import load_predictor
 from fer.serving.recognize import PHOTO_DETECT_WIDTH
 from fer.training.config import AUGMENT_PRESETS, PersonalizeConfig
@@ -57,6 +57,7 @@ class Corrections:
     labels: list[str]
     files: list[str]
     skipped: list[str] = field(default_factory=list)
+    manifest_rows: int = 0  # rows of the folder's manifest.csv (corrections saved by the app)
 
     def per_class(self, classes: Sequence[str]) -> dict[str, int]:
         """How many corrections each of ``classes`` has (classes with none left out)."""
@@ -79,7 +80,7 @@ def read_corrections(folder: str | Path, classes: Sequence[str], detector=None) 
     if not by_class:
         raise FeedbackError(f"--feedback {folder}: no corrections (expected {folder}/<class>/*.png, saved by "
                             f"`python app/main.py --feedback {folder}` or dropped in)")
-    found = Corrections([], [], [])
+    found = Corrections([], [], [], manifest_rows=manifest_rows(folder))  # a bad manifest stops us before training
     for label, files in by_class.items():
         for path in files:
             name = f"{label}/{path.name}"
@@ -474,7 +475,7 @@ def personal_card(config: PersonalizeConfig, base_path: Path, base_card: dict, c
             "base_valid_accuracy": base_card.get("valid_accuracy"),
             "feedback": str(Path(config.feedback).resolve()), "corrections": corrections.per_class(classes),
             "skipped": corrections.skipped,
-            "manifest_rows": count_manifest_rows(Path(config.feedback)),
+            "manifest_rows": corrections.manifest_rows,
             "replay": {"data": str(config.data), "faces": len(replay.faces)} if replay is not None else None,
             "method": "frozen backbone; the head trained on augmented views of the corrections, distilled towards "
                       "the base on replayed faces, its weights pulled towards the base's",
@@ -483,11 +484,3 @@ def personal_card(config: PersonalizeConfig, base_path: Path, base_card: dict, c
         },
         "valid_accuracy": None, "exported": timestamp(), "command": config.command,
     }
-
-
-# --------------------------------------------------------------------------- command line
-
-def count_manifest_rows(folder: Path) -> int:
-    """How many corrections ``folder``'s manifest lists."""
-    path = folder / MANIFEST
-    return max(0, sum(1 for _ in open(path, encoding="utf-8")) - 1) if path.exists() else 0
