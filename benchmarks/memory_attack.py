@@ -1,6 +1,6 @@
 """Small files that decode to gigabytes, sent to the running app: its peak memory over idle, per attack.
 
-    python benchmarks/memory_attack.py [--json docs/memory_attack.json] [--work DIR]
+    python benchmarks/memory_attack.py [--json docs/results/memory_attack.json] [--work DIR]
 
 Makes the files of issue 32 (an 88-megapixel 16-bit PNG of ~170 KB, four of them; a 9000×9000 RGB PNG; a
 9000×9000 progressive JPEG; an AVI whose one MJPEG frame is 16000×16000) and sends them to the app
@@ -188,7 +188,7 @@ def scenarios(files: dict[str, Path]) -> dict[str, list[tuple[str, Path]]]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", type=Path, help="write the figures here (docs/memory_attack.json)")
+    p.add_argument("--json", type=Path, help="write the figures here (docs/results/memory_attack.json)")
     p.add_argument("--work", type=Path, help="keep the attack files here (default: a temporary folder)")
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="memory-attack-"))

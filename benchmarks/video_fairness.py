@@ -1,6 +1,6 @@
 """Two viewers' clips on the Video tab at once: how long the short one takes beside a long one.
 
-    python benchmarks/video_fairness.py [--json docs/video_fairness.json] [--before /work/main]
+    python benchmarks/video_fairness.py [--json docs/results/video_fairness.json] [--before /work/main]
 
 The rule (app/jobs.py, docs/sharing.md): up to ``VIDEO_JOBS`` clips are analysed side by side and, frame by
 frame, the one with the least work left goes next; so a short clip finishes within its own time plus one step
