@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParameter
@@ -55,6 +54,7 @@ from fer.core.card import default_model, suite_figures
 from fer.core.images import FULL_SIZE, ImageError, header_size, load_image
 from fer.serving.recognize import FaceRecognizer
 from fer.serving.video import VideoError
+from fer_app.origin import cross_site_reason
 from fer_app.service_jobs import (
     JOB_KEEP_S,
     MAX_STORED_JOBS,
@@ -349,13 +349,15 @@ def authorised(header: str | None, token: str) -> bool:
 
 
 def foreign_origin(request: Request, allowed: tuple[str, ...]) -> str | None:
-    """The ``Origin`` of a request sent by another site's page (whatever the Host it was sent to: the origin must
-    name the Host itself), or None: no Origin (not a browser), the server's own, or one of ``allowed``."""
+    """Where a request sent by another site's page comes from (its ``Origin``, else its ``Referer``), or None:
+    not a browser, the server's own pages (:func:`fer_app.origin.cross_site_reason`, whatever the Host it was sent
+    to), or one of ``allowed``."""
     origin = request.headers.get("origin")
-    if origin is None or origin.rstrip("/") in allowed:
+    if origin is not None and origin.rstrip("/") in allowed:
         return None
-    host = request.headers.get("host", "").lower()
-    return None if origin != "null" and host and urlsplit(origin).netloc.lower() == host else origin
+    if cross_site_reason(request.scope) is None:
+        return None
+    return origin or request.headers.get("referer") or request.headers.get("sec-fetch-site") or "another site"
 
 
 def too_large(max_bytes: int) -> Problem:
