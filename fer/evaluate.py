@@ -201,7 +201,8 @@ def run_calibrate_command(args: argparse.Namespace, model: str) -> int:
         return 2
     try:
         predictor = OnnxFacePredictor.load(model)
-        calibration = fit(predictor, args.csv, args.ferplus, args.fit_labels, args.limit)
+        command = f"python -m fer.evaluate --calibrate --fit-labels {args.fit_labels}" + " --write" * args.write
+        calibration = fit(predictor, args.csv, args.ferplus, args.fit_labels, args.limit, command)
         print(f"temperature {calibration['temperature']:.4f}, fitted on {calibration['fitted_on']} against "
               f"{args.fit_labels} labels (cross-entropy {calibration['nll_before']:.4f} → {calibration['nll_after']:.4f})")
         faces = suite_faces(args.csv, args.ferplus, args.usage, limit=args.limit, cache=args.cache or None)

@@ -153,7 +153,7 @@ def calibration_report(predictor, faces: SuiteFaces, temperature: float) -> dict
 
 
 def fit(predictor, csv: str | Path, ferplus_csv: str | Path, labels: str = FIT_LABELS[0],
-        limit: int | None = None) -> dict:
+        limit: int | None = None, command: str = "") -> dict:
     """Fit the temperature of the ONNX ``predictor`` on PublicTest's plain faces against ``labels`` (what the card
     records, :func:`write_calibration`), with ``alternatives``: the temperature each of :data:`FIT_LABELS` would
     give and the ECE it leaves on those faces against each of them (the choice of labels, measured)."""
@@ -175,7 +175,7 @@ def fit(predictor, csv: str | Path, ferplus_csv: str | Path, labels: str = FIT_L
             "fitted_on": f"{FIT_USAGE}, plain faces ({chosen['faces']})",
             "nll_before": chosen["nll_before"], "nll_after": chosen["nll_after"],
             "applied": "after the logit adjustment: probabilities = softmax(logits / temperature)",
-            "alternatives": alternatives}
+            "command": command, "alternatives": alternatives}
 
 
 def write_calibration(model: str | Path, calibration: dict) -> Path:

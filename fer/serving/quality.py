@@ -94,18 +94,25 @@ def band_of(value: float) -> str:
     return next((name for name, low in BANDS if value >= low), POOR)
 
 
+def measure_scores(size: float, score: float | None, roll: float | None, yaw: float | None,
+                   sharp: float) -> dict[str, float]:
+    """Each measure's score (0–1) by its limits; measures that are None (not given by the detector) are left out."""
+    scores = {"size": ramp(size, SIZE_LIMITS), "sharpness": ramp(math.log(max(sharp, 1e-6)), _log(SHARPNESS_LIMITS))}
+    if score is not None:
+        scores["score"] = ramp(score, SCORE_LIMITS)
+    if roll is not None:
+        scores["roll"] = ramp(abs(roll), ROLL_LIMITS)
+    if yaw is not None:
+        scores["yaw"] = ramp(abs(yaw), YAW_LIMITS)
+    return scores
+
+
 def face_quality(box: Box, face: np.ndarray) -> FaceQuality:
     """The quality of the face in ``box`` (as the detector gave it, in the photo's pixels) whose classifier
     input is ``face`` (the 48×48 grey crop)."""
     size = min(box.w, box.h)
     roll, yaw, sharp = roll_angle(box), yaw_angle(box), sharpness(face)
-    scores = {"size": ramp(size, SIZE_LIMITS), "sharpness": ramp(math.log(max(sharp, 1e-6)), _log(SHARPNESS_LIMITS))}
-    if box.score is not None:
-        scores["score"] = ramp(box.score, SCORE_LIMITS)
-    if roll is not None:
-        scores["roll"] = ramp(abs(roll), ROLL_LIMITS)
-    if yaw is not None:
-        scores["yaw"] = ramp(abs(yaw), YAW_LIMITS)
+    scores = measure_scores(size, box.score, roll, yaw, sharp)
     weakest = min(scores, key=scores.get)
     value = scores[weakest]
     return FaceQuality(size, box.score, roll, yaw, sharp, value, band_of(value), weakest if value < 1 else None)
