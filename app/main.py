@@ -22,7 +22,7 @@ from fer.serving.model_files import ModelLoadError, default_model
 from fer.serving.recognize import FaceRecognizer
 from fer_app.files import app_temp_folder
 from fer_app.layout import build_app
-from fer_app.settings import MAX_UPLOAD
+from fer_app.settings import MAX_UPLOAD, NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "DIR/<class>/ with DIR/manifest.csv, and switch to personal models in DIR (python -m "
                         "fer.personalize); off by default, so nobody's face is stored unasked")
     add_detector_options(p)
+    p.set_defaults(min_confidence=NOT_SURE_MIN_CONFIDENCE, min_quality=NOT_SURE_MIN_QUALITY)  # the page's own default
     args = p.parse_args(argv)
     check_model_options(p, args)
     args.model = args.model or str(default_model())
@@ -45,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_recognizer(args: argparse.Namespace) -> FaceRecognizer:
     """The model named by ``--model`` (.pkl or .onnx, :func:`fer.serving.model_files.load_predictor`) with the chosen
     detector, ready to answer (compiled now, not on the first visitor). Raises ModelLoadError."""
-    return FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
+    return FaceRecognizer.load(args.model, args.detector, args.min_face, args.score, args.min_confidence,
+                               args.min_quality)
 
 
 def start_feedback(folder: str | None) -> Path | None:

@@ -25,10 +25,20 @@ expressions ({', '.join(recognizer.classes)}) by a fastai/timm model: **{recogni
 **Webcam**: press Start and allow the camera; boxes and labels follow each face, the panel shows the
 largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. By default your browser does the
 work and frames never leave your device; switch to "the server" to stream them here instead. **Upload**: drop
-a photo; each face gets its probabilities, left to right. **Video**: upload a clip (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD)
+a photo; each face gets its probabilities, left to right, and its quality (size, detector score, tilt, turn,
+sharpness).{not_sure_text(recognizer)} **Video**: upload a clip (up to {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD)
 for an annotated video with tracked face ids, the expressions over time and a CSV of every frame.
 Uploads, camera frames streamed to the server and results stay in a temporary folder on this server for at most
 {CACHE_SWEEP[0] + CACHE_SWEEP[1]} seconds and are deleted when the app stops; nothing else is stored."""
+
+
+def not_sure_text(recognizer: FaceRecognizer) -> str:
+    """What "?" means on this page, when the app's "not sure" rule is on."""
+    rule = recognizer.rule
+    if not (rule.min_confidence or rule.min_quality):
+        return ""
+    return (f" A face marked **?** is one the model is not sure of (its top probability under {rule.min_confidence:.0%}"
+            f" or its quality under {rule.min_quality:g}): its probabilities are still shown.")
 
 
 def live_correction_markup(classes: list[str]) -> str:

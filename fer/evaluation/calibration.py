@@ -164,7 +164,13 @@ def fit(predictor, csv: str | Path, ferplus_csv: str | Path, labels: str = FIT_L
     alternatives = {}
     for kind, target in targets.items():
         keep = target.sum(axis=1) > 0
-        t = fit_temperature(logits[keep], target[keep])
+        try:
+            t = fit_temperature(logits[keep], target[keep])
+        except ValueError as e:
+            if kind == labels:
+                raise
+            alternatives[kind] = {"error": str(e)}
+            continue
         alternatives[kind] = {"temperature": round(t, 4), "faces": int(keep.sum()),
                               "nll_before": round(cross_entropy(logits[keep], target[keep]), 4),
                               "nll_after": round(cross_entropy(logits[keep], target[keep], t), 4),

@@ -41,16 +41,20 @@ def inference_session(model: bytes | str | Path, threads: int | None = None):
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
+class ModelMetadataError(ValueError):
+    """An ONNX model that loads but whose fer metadata cannot be used (classes, temperature)."""
+
+
 def read_temperature(metadata: dict[str, str]) -> float:
-    """The calibration temperature in a model's ONNX metadata (1 when it has none); ValueError when it is not a
-    positive number."""
+    """The calibration temperature in a model's ONNX metadata (1 when it has none); :class:`ModelMetadataError`
+    when it is not a positive number."""
     text = metadata.get(TEMPERATURE_KEY, "1")
     try:
         temperature = float(text)
     except ValueError:
         temperature = float("nan")
     if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"its {TEMPERATURE_KEY} metadata is {text!r}, not a positive number")
+        raise ModelMetadataError(f"its {TEMPERATURE_KEY} metadata is {text!r}, not a positive number")
     return temperature
 
 
@@ -72,13 +76,13 @@ class OnnxFacePredictor:
         self.card: dict = json.loads(metadata[CARD_KEY]) if CARD_KEY in metadata else dict(card or {})
         classes = json.loads(metadata[CLASSES_KEY]) if CLASSES_KEY in metadata else self.card.get("classes")
         if not classes:
-            raise ValueError(f"no class list in its metadata ({CLASSES_KEY}) or card")
+            raise ModelMetadataError(f"no class list in its metadata ({CLASSES_KEY}) or card")
         self.classes: list[str] = list(classes)
         self.temperature = read_temperature(metadata)
         self.input_name = self.session.get_inputs()[0].name
         n_out = self.session.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.classes):
-            raise ValueError(f"{n_out} outputs for {len(self.classes)} classes")
+            raise ModelMetadataError(f"{n_out} outputs for {len(self.classes)} classes")
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = None) -> "OnnxFacePredictor":
@@ -89,6 +93,8 @@ class OnnxFacePredictor:
                                  f"{path.with_suffix('.pkl')}`")
         try:
             return cls(path, threads, card=load_card(path))
+        except ModelMetadataError as e:
+            raise ModelLoadError(f"model file {path}: {e}") from None
         except Exception as e:  # noqa: BLE001 - onnxruntime's errors are pybind classes without a common base
             raise ModelLoadError(f"model file {path}: not a usable fer ONNX model — truncated, corrupt or another "
                                  f"kind of file ({type(e).__name__}: {str(e)[:200]})") from None
