@@ -116,3 +116,15 @@ def test_analyze_command_writes_quality_and_takes_the_rule(astronaut, tmp_path):
     assert face["label"] is None and face["quality"]["band"] == table["quality_band"][0]
     refused = run_cli("-m", "fer.analyze", str(photo), "--min-quality", "2", check=False)
     assert refused.returncode == 2 and "--min-quality 2.0: must be between 0 and 1" in refused.stderr
+
+
+def test_the_apps_not_sure_default_is_the_one_chosen_on_the_measured_curve():
+    from conftest import ROOT
+
+    from fer_app.settings import NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY
+
+    chosen = json.loads((ROOT / "docs/not_sure.json").read_text())["chosen"]
+    assert (NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY) == (chosen["min_confidence"], chosen["min_quality"])
+    from fer.serving.quality import BANDS
+
+    assert chosen["min_quality"] in (0.0, BANDS[-1][1])  # the poor band's edge, or off

@@ -32,10 +32,10 @@ def add_detector_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score", type=float, metavar="S", help="YuNet's score threshold in (0, 1) (default 0.6)")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                    help="report a face as not sure (no label, probabilities kept) when its top probability is "
-                        "under P (default %(default)s: off; docs/not_sure.md measures the choice)")
+                        "under P (default %(default)s; 0: off; docs/not_sure.md measures the choice)")
     p.add_argument("--min-quality", type=float, default=0.0, metavar="Q",
                    help="report a face as not sure when its quality (size, detector score, roll, yaw, sharpness; "
-                        "0-1) is under Q (default %(default)s: off)")
+                        "0-1) is under Q (default %(default)s; 0: off)")
 
 
 def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:

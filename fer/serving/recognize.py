@@ -142,19 +142,18 @@ class FaceRecognizer:
         """Probabilities for every box, one forward pass for all faces."""
         return self.predictor.predict_proba(self.crops(image, boxes))
 
-    def results(self, boxes: list[Box], crops: list[np.ndarray], ids: list[int | None] | None = None) -> list[FaceResult]:
+    def results(self, boxes: list[Box], crops: list[np.ndarray]) -> list[FaceResult]:
         """The faces in ``boxes`` (their ``crops`` cut by :meth:`crops`), classified in one forward pass, each
-        with its quality and, by :attr:`rule`, whether it is not sure; ``ids``: their track ids."""
+        with its quality and, by :attr:`rule`, whether it is not sure."""
         faces = [to_face(c) for c in crops]
         probs = self.predictor.predict_proba(faces)
-        return [self.result(b, p, face, face_id) for b, p, face, face_id
-                in zip(boxes, probs, faces, ids or [None] * len(boxes))]
+        return [self.result(b, p, face) for b, p, face in zip(boxes, probs, faces)]
 
-    def result(self, box: Box, probs: np.ndarray, face: np.ndarray, face_id: int | None = None) -> FaceResult:
+    def result(self, box: Box, probs: np.ndarray, face: np.ndarray) -> FaceResult:
         """One face: its probabilities, its quality from its box and 48×48 ``face``, and :attr:`rule`'s verdict."""
         quality = face_quality(box, face)
-        return FaceResult(box, dict(zip(self.classes, map(float, probs))), face_id, quality,
-                          self.rule.is_uncertain(float(np.max(probs)), quality))
+        return FaceResult(box, dict(zip(self.classes, map(float, probs))), quality=quality,
+                          uncertain=self.rule.is_uncertain(float(np.max(probs)), quality))
 
     def detect(self, image: np.ndarray) -> list[FaceResult]:
         """IMAGE mode: every face of one RGB photo, left to right, searched at the photo width."""
