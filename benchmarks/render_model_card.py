@@ -161,7 +161,7 @@ def quality_section() -> str:
     degraded = bands["groups"]["degraded (smaller + turned + blurred)"]
     crops = bands["groups"]["all detector crops"]
     band_rows = "\n".join(
-        f"| {name} | {pct(g['bands'][b]['share'], 0)} | {pct(g['bands'][b]['fer2013'])} | {pct(g['bands'][b]['ferplus'])} |"
+        f"| {name} | {b} | {pct(g['bands'][b]['share'], 0)} | {pct(g['bands'][b]['fer2013'])} | {pct(g['bands'][b]['ferplus'])} |"
         for name, g in (("degraded crops", degraded), ("every detector crop", crops)) for b in g["bands"])
     chosen, rule = sure["chosen"], private["rule"]
     curve = sure["confidence_curve"]
