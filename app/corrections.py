@@ -211,7 +211,7 @@ def upload_corrections(served: ServedModel, analysed, upload: gr.Image, details:
         boxes = [Box(f["box"]["x"], f["box"]["y"], f["box"]["w"], f["box"]["h"]) for f in found]
         crops = served.recognizer.crops(image, boxes)
         kept = [(crop, f["probabilities"]) for crop, f in zip(crops, found)]
-        names = [(f"face {i + 1}: {f['label']}", i) for i, f in enumerate(found)]
+        names = [(f"face {i + 1}: {f['label'] or '? not sure'}", i) for i, f in enumerate(found)]
         return kept, gr.Dropdown(choices=names, value=0), gr.Group(visible=True), ""
 
     def save_one(kept: list, index: int | None, chosen: str | None, request: gr.Request):

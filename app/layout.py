@@ -80,6 +80,14 @@ def check_clip(reader: VideoReader) -> None:
                          f"(1920×1080; use `python -m fer.video` for larger ones)")
 
 
+def face_title(index: int, face) -> str:
+    """An uploaded photo's face: its number, label ("? not sure" under the app's rule) and quality band."""
+    said = face.label or f"? not sure (perhaps {face.predicted})"
+    seen = f"; face quality {face.quality.band}" if face.quality else ""
+    limit = f", limited by {face.quality.limit}" if face.quality and face.quality.limit else ""
+    return f"face {index + 1}: {said}{seen}{limit}"
+
+
 def video_status(report, rows: list[dict]) -> str:
     """The Video tab's status line: frames, size, seconds and face ids, and why the results stop early when they do."""
     faces = ", ".join(f"#{i}" for i in report.face_ids)
@@ -201,8 +209,7 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
         annotated = results.save(annotated)
         if not faces:
             return annotated, "No face found. Try a clearer, frontal, well-lit face.", [], *hidden
-        labels = [gr.Label(value=f.probs, visible=True, label=f"face {i + 1}: {f.label}")
-                  for i, f in enumerate(faces[:MAX_FACES_SHOWN])]
+        labels = [gr.Label(value=f.probs, visible=True, label=face_title(i, f)) for i, f in enumerate(faces[:MAX_FACES_SHOWN])]
         details = [f.as_dict() for f in faces]
         more = f" (showing the first {MAX_FACES_SHOWN})" if len(faces) > MAX_FACES_SHOWN else ""
         status = "Found 1 face." if len(faces) == 1 else f"Found {len(faces)} faces, left to right{more}."
@@ -294,7 +301,7 @@ def build_app(recognizer: FaceRecognizer, temp: Path | None = None, model: str |
                                                           api_name=False)
             stop.click(stop_clip, None, clip_status, cancels=[analysing, example], api_name="stop_video")
         with gr.Accordion("How to use it, and what is kept", open=False, elem_id="usage"):
-            gr.Markdown(usage_text(feedback_on=served is not None, signed_in=bool(access and access.on)))
+            gr.Markdown(usage_text(recognizer, feedback_on=served is not None, signed_in=bool(access and access.on)))
     return Page(demo, live_view_routes(live_files, served, access))
 
 @dataclass

@@ -27,7 +27,7 @@ from fer_app.access import Access, AccessError, is_loopback, read_users
 from fer_app.files import app_temp_folder, remove_dead_runs, sweep_every
 from fer_app.layout import build_app
 from fer_app.origin import guarded_lifespan
-from fer_app.settings import CACHE_SWEEP, MAX_UPLOAD
+from fer_app.settings import CACHE_SWEEP, MAX_UPLOAD, NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--operator", metavar="USER",
                    help="the user who may delete all corrections and switch the model (default: the first user)")
     add_detector_options(p)
+    p.set_defaults(min_confidence=NOT_SURE_MIN_CONFIDENCE, min_quality=NOT_SURE_MIN_QUALITY)  # the page's own default
     args = p.parse_args(argv)
     check_model_options(p, args)
     args.model = args.model or str(default_model())
@@ -71,7 +72,8 @@ def sign_in(args: argparse.Namespace) -> Access:
 def load_recognizer(args: argparse.Namespace) -> FaceRecognizer:
     """The model named by ``--model`` (.pkl or .onnx, :func:`fer.serving.model_files.load_predictor`) with the chosen
     detector, ready to answer (compiled now, not on the first visitor). Raises ModelLoadError."""
-    return FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
+    return FaceRecognizer.load(args.model, args.detector, args.min_face, args.score, args.min_confidence,
+                               args.min_quality)
 
 
 def start_feedback(folder: str | None) -> Path | None:

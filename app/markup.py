@@ -58,12 +58,13 @@ def accuracy_text(model: str | Path | None) -> str | None:
     return accuracy_in_words(suite, suite_path(Path(model).with_suffix(".onnx")).name) if suite else None
 
 
-def usage_text(feedback_on: bool = False, signed_in: bool = False) -> str:
+def usage_text(recognizer: FaceRecognizer, feedback_on: bool = False, signed_in: bool = False) -> str:
     """How to use each tab, and what the app keeps and for how long (the fold at the foot of the page)."""
     return f"""**Webcam**: press Start and allow the camera; boxes and labels follow each face, the panel shows the
 largest face's probabilities and the plot its last {LIVE_PLOT_S} seconds. By default your browser does the
 work and frames never leave your device; switch to "the server" to stream them here instead. **Upload**: drop
-a photo, or click an example; each face gets its probabilities, left to right. **Video**: upload a clip (up to
+a photo, or click an example; each face gets its probabilities, left to right, and its quality (size, detector
+score, tilt, turn, sharpness).{not_sure_text(recognizer)} **Video**: upload a clip (up to
 {VIDEO_MAX_S} s, {VIDEO_MAX_MB} MB, full HD) for an annotated video with tracked face ids, the expressions over time
 and a CSV of every frame.
 
@@ -85,6 +86,15 @@ def kept(feedback_on: bool, signed_in: bool) -> str:
     if signed_in:
         text += " Your user name is used for the limits on corrections and in that record."
     return text + " Nothing else is stored."
+
+
+def not_sure_text(recognizer: FaceRecognizer) -> str:
+    """What "?" means on this page, when the app's "not sure" rule is on."""
+    rule = recognizer.rule
+    if not (rule.min_confidence or rule.min_quality):
+        return ""
+    return (f" A face marked **?** is one the model is not sure of (its top probability under {rule.min_confidence:.0%}"
+            f" or its quality under {rule.min_quality:g}): its probabilities are still shown.")
 
 
 def live_correction_markup(classes: list[str]) -> str:

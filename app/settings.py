@@ -27,3 +27,7 @@ PAGE_DIR = Path(__file__).resolve().parent / "page"  # the page's own script and
 WHERE = ("this device", "the server")  # where webcam frames are processed: the Webcam tab's switch
 LIVE_ROUTE = "fer-live"  # the live view's files: fer-live/static/..., fer-live/model.onnx, fer-live/yunet.onnx
 LIVE_CORRECTION_MAX_BYTES = 64 * 1024  # a correction's JSON: a 48×48 face in base64 and a few fields
+#: The page's "not sure" rule (--min-confidence, --min-quality; the library and commands default to off): a face
+#: is shown as "?" under a top probability of 0.55 (below it, faces are right less often than wrong) or a quality
+#: of 0.35 (the poor band). Chosen on PublicTest's curve: benchmarks/not_sure.py → docs/not_sure.md.
+NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY = 0.55, 0.35

@@ -22,12 +22,14 @@ __all__ = ["FER", "FER2013_CLASSES", "FERPLUS_CLASSES", "Face", "Model", "Video"
 __version__ = "0.1.0"
 
 
-def load(model=None, detector: str = "yunet", min_face: int = 0, score: float | None = None) -> Model:
+def load(model=None, detector: str = "yunet", min_face: int = 0, score: float | None = None,
+         min_confidence: float = 0.0, min_quality: float = 0.0) -> Model:
     """The expression model (default: the shipped one) with a face detector: ``m.analyze(photo)`` → faces,
-    ``m.video(path)`` → a DataFrame. See :func:`fer.api.load`."""
+    ``m.video(path)`` → a DataFrame; faces under ``min_confidence`` or ``min_quality`` are reported as not sure
+    (off by default). See :func:`fer.api.load`."""
     from fer.api import load as load_model
 
-    return load_model(model, detector, min_face, score)
+    return load_model(model, detector, min_face, score, min_confidence, min_quality)
 
 
 def __getattr__(name: str):

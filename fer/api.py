@@ -19,8 +19,8 @@ from fer.serving.batch import BatchOptions, ModelSpec
 from fer.serving.detect import DETECTORS
 from fer.serving.recognize import FaceRecognizer, FaceResult
 
-#: A face found in a photo: ``box`` (x, y, w, h, score, landmarks), ``label``, ``confidence``,
-#: ``probabilities`` (class → probability) and ``landmarks`` (name → (x, y)).
+#: A face found in a photo: ``box`` (x, y, w, h, score, landmarks), ``label`` (None: not sure), ``predicted``,
+#: ``confidence``, ``probabilities`` (class → probability), ``landmarks`` (name → (x, y)) and ``quality``.
 Face = FaceResult
 
 
@@ -110,10 +110,13 @@ def read_image(image: np.ndarray | str | Path) -> np.ndarray:
 
 
 def load(model: str | Path | None = None, detector: str = DETECTORS[0], min_face: int = 0,
-         score: float | None = None) -> Model:
+         score: float | None = None, min_confidence: float = 0.0, min_quality: float = 0.0) -> Model:
     """The model at ``model`` (default: the shipped FER-2013 model) with the named face detector
     (``"yunet"`` or ``"haar"``); faces under ``min_face`` pixels are ignored, ``score`` is YuNet's threshold.
+    A face whose top probability is under ``min_confidence``, or whose quality is under ``min_quality``, is
+    reported as not sure (``label`` None, probabilities kept; both 0 by default: off; docs/not_sure.md).
     The classifier is compiled here, so the first photo is as fast as the rest. Raises
-    :class:`fer.core.card.ModelLoadError` naming the file when it cannot be used."""
-    spec = ModelSpec.of(model, detector, min_face, score)
-    return Model(FaceRecognizer.load(model, detector, min_face, score), spec)
+    :class:`fer.core.card.ModelLoadError` naming the file when it cannot be used, ValueError for a threshold
+    outside 0-1."""
+    spec = ModelSpec.of(model, detector, min_face, score, min_confidence, min_quality)
+    return Model(FaceRecognizer.load(model, detector, min_face, score, min_confidence, min_quality), spec)

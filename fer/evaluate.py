@@ -22,6 +22,13 @@ serving score; --model may be given several times (the faces are built once; NAM
 model's figures and --md (default: the --json name with .md) the table, the models side by side:
 
     python -m fer.evaluate --suite --model old.onnx --model new.onnx --json docs/results/suite/public.json
+
+--calibrate fits the model's temperature (one scalar dividing its logits, fer/evaluation/calibration.py) on the
+plain PublicTest faces against --fit-labels (default: the FER+ crowd's majority), reports every suite cell of
+--usage before and after (ECE, cross-entropy; --json, --md, and the reliability diagram --reliability), and with
+--write stores it in the .onnx model's metadata and its card, where the app, the commands and the page read it:
+
+    python -m fer.evaluate --calibrate --model fer/models/fer2013_effnet_lite0/fer2013_effnet_lite0.onnx --write
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from fer.core.card import default_model, write_suite_figures
 from fer.core.cli import configure_logging
 from fer.core.extras import exit_on_missing_extra
 from fer.core.fileio import write_json_atomic
+from fer.evaluation.calibration import FIT_LABELS
 from fer.evaluation.evaluate import CROP_LIKE_SIDE, evaluate, plot_confusion
 from fer.serving.faces import TTA_MODES, tta_mode
 from fer.serving.model_files import ModelLoadError, load_predictor
@@ -86,11 +94,23 @@ def main(argv: list[str] | None = None) -> int:
     suite.add_argument("--limit", type=int, help="only the first N faces of the split (a quick try)")
     suite.add_argument("--cache", default="runs/suite_cache",
                        help="keep the built faces here and reuse them (default runs/suite_cache; '' for none)")
+    cal = p.add_argument_group("calibration (--calibrate)")
+    cal.add_argument("--calibrate", action="store_true", help="fit the temperature on PublicTest and report (see above)")
+    cal.add_argument("--fit-labels", default=FIT_LABELS[0], choices=FIT_LABELS,
+                     help="what the temperature is fitted to: the FER+ majority (default), the FER+ vote shares, or "
+                          "the FER-2013 labels")
+    cal.add_argument("--write", action="store_true",
+                     help="store the temperature in the --model .onnx (its metadata; weights untouched) and its card")
+    cal.add_argument("--reliability", help="the reliability diagram PNG (default: the --json name with .reliability.png)")
     args = p.parse_args(argv)
     import sklearn  # noqa: F401 - the metrics' library (the training install): missing, stop before the work
 
     configure_logging()
     models = args.model or [str(default_model())]
+    if args.calibrate:
+        if len(models) > 1:
+            p.error("--calibrate takes one --model")
+        return run_calibrate_command(args, models[0])
     if args.suite:
         return run_suite_command(args, models)
     if args.data is None or len(models) > 1:
@@ -130,10 +150,8 @@ def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
     """``--suite``: build the faces once, score every model, print and write the table."""
     from fer.evaluation.suite import format_table, run_suite, suite_faces
 
-    for path, what in ((args.csv, "--csv: the FER-2013 CSV"), (args.ferplus, "--ferplus: the FER+ votes")):
-        if not Path(path).is_file():
-            print(f"error: {path}: no such file ({what})", file=sys.stderr)
-            return 2
+    if not check_data_files(args):
+        return 2
     try:
         named = dict(m.split("=", 1) if "=" in m else (m, m) for m in models)  # NAME=PATH names a column
         predictors = {name: load_predictor(path) for name, path in named.items()}
@@ -160,6 +178,55 @@ def run_suite_command(args: argparse.Namespace, models: list[str]) -> int:
         print(f"figures: {args.json}, table: {md}")
     elif args.md:
         Path(args.md).write_text(table)
+    return 0
+
+
+def check_data_files(args: argparse.Namespace) -> bool:
+    """Whether --csv and --ferplus exist (else one line says which is missing)."""
+    for path, what in ((args.csv, "--csv: the FER-2013 CSV"), (args.ferplus, "--ferplus: the FER+ votes")):
+        if not Path(path).is_file():
+            print(f"error: {path}: no such file ({what})", file=sys.stderr)
+            return False
+    return True
+
+
+def run_calibrate_command(args: argparse.Namespace, model: str) -> int:
+    """``--calibrate``: fit the temperature on PublicTest, report the --usage split's cells before and after,
+    store it in the model with --write."""
+    from fer.evaluation.calibration import calibration_report, fit, format_report, plot_reliability, write_calibration
+    from fer.evaluation.suite import suite_faces
+    from fer.serving.onnx_predict import OnnxFacePredictor
+
+    if not check_data_files(args):
+        return 2
+    if Path(model).suffix.lower() != ".onnx":
+        print(f"error: {model}: --calibrate needs an ONNX model (.onnx; python -m fer.export makes one)", file=sys.stderr)
+        return 2
+    try:
+        predictor = OnnxFacePredictor.load(model)
+        command = f"python -m fer.evaluate --calibrate --fit-labels {args.fit_labels}" + " --write" * args.write
+        calibration = fit(predictor, args.csv, args.ferplus, args.fit_labels, args.limit, command)
+        print(f"temperature {calibration['temperature']:.4f}, fitted on {calibration['fitted_on']} against "
+              f"{args.fit_labels} labels (cross-entropy {calibration['nll_before']:.4f} → {calibration['nll_after']:.4f})")
+        faces = suite_faces(args.csv, args.ferplus, args.usage, limit=args.limit, cache=args.cache or None)
+        report = {**calibration_report(predictor, faces, calibration["temperature"]), "model": model,
+                  "calibration": calibration}
+    except (ModelLoadError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table = format_report(report)
+    print(table)
+    if args.write:
+        write_calibration(model, calibration)
+        print(f"temperature written into {model} (metadata) and its card")
+    if args.json:
+        write_json_atomic(Path(args.json), report)
+        Path(args.md or Path(args.json).with_suffix(".md")).write_text(table)
+    png = args.reliability or (Path(args.json).with_suffix(".reliability.png") if args.json else None)
+    if png:
+        plot_reliability(report, png, f"{Path(model).name}, {report['usage']}: temperature "
+                                      f"{calibration['temperature']:.2f} fitted on PublicTest ({args.fit_labels} labels)")
+        print(f"reliability diagram: {png}")
     return 0
 
 

@@ -193,7 +193,8 @@ def run_one(args: argparse.Namespace) -> int:
 
         use_threads(args.threads)
     try:
-        recognizer = FaceRecognizer.load(args.model, args.detector, args.min_face, args.score)
+        recognizer = FaceRecognizer.load(args.model, args.detector, args.min_face, args.score, args.min_confidence,
+                                         args.min_quality)
         report, _ = analyze_video(recognizer, video, args.every, out, args.overwrite,
                                   show_progress=not args.quiet)
     except (ModelLoadError, VideoError) as e:

@@ -55,14 +55,14 @@ def same_faces(expected: list[dict], found: list[dict], classes: list[str], wher
 
 def test_photo_video_webcam_stream_and_batch_agree(recognizer, clip, frames, tmp_path):
     classes = recognizer.classes
-    photo = {i: [face_row(f.box, f.probs) for f in recognizer.detect(frame)] for i, frame in enumerate(frames)}
+    photo = {i: [face_row(f) for f in recognizer.detect(frame)] for i, frame in enumerate(frames)}
     assert sum(map(len, photo.values())) >= len(frames)  # faces on most frames, two on some
 
     _, rows = analyze_video(recognizer, clip)  # a video file: every frame searched whole, batched
     video = rows_by_frame(rows)
 
     stream = recognizer.session(RunningMode.VIDEO, full_detect_every=1).bind(recognizer, recognizer.detector)
-    webcam = {i: [face_row(f.box, f.probs) for f in stream.detect_for_video(frame, 100 * i).faces]
+    webcam = {i: [face_row(f) for f in stream.detect_for_video(frame, 100 * i).faces]
               for i, frame in enumerate(frames)}  # the webcam stream's path, one frame at a time
 
     photos = tmp_path / "frames"

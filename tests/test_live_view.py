@@ -106,7 +106,7 @@ PAGE_SETUP = """async () => {
   const box = await import(base + 'box.js');
   const loaded = await recognize.loadVideoSession({...config, ortBase: url(config.ortBase), yunetUrl: url(config.yunetUrl),
                                                    modelUrl: url(config.modelUrl)});
-  window.parity = {recognize, faces, box, config, session: loaded.session, backend: loaded.backend};
+  window.parity = {recognize, faces, box, config, session: loaded.session, backend: loaded.backend, ort: loaded.runtime.ort};
   window.parity.image = ({width, height, rgb}) => {
     const bytes = Uint8Array.from(atob(rgb), (c) => c.charCodeAt(0));
     return {width, height, channels: 3, data: bytes};
@@ -267,3 +267,110 @@ def test_the_app_serves_the_live_view_files_and_nothing_beside_them(parity_page)
                  "fer-live/static/../../../exports/fer2013_effnet_lite0.pkl"):
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(url + path)
+
+
+# --- calibrated probabilities, face quality and "not sure" in the page ---------------------------------------
+
+CALIBRATED = """async ({faces, n}) => {
+  const {session, config} = window.parity;
+  const base = new URL(config.moduleUrl, document.baseURI).href.replace(/main\\.js$/, '');
+  const classify = await import(base + 'classify.js');
+  const bytes = await (await fetch(new URL(config.modelUrl, document.baseURI).href)).arrayBuffer();
+  const data = Uint8Array.from(atob(faces), (c) => c.charCodeAt(0));
+  const probs = await session.classifier.predictProba(data);
+  const input = new window.parity.ort.Tensor('uint8', data, [n, 1, 48, 48]);
+  const result = await session.classifier.session.run({[session.classifier.session.inputNames[0]]: input});
+  const plain = classify.softmax(result[session.classifier.session.outputNames[0]].data, config.classes.length);
+  return {metadata: classify.onnxMetadata(bytes), temperature: session.classifier.temperature,
+          probs: probs.map((p) => Array.from(p)), uncalibrated: plain.map((p) => Array.from(p))};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_gives_pythons_calibrated_probabilities(parity_page):
+    """The page reads the model's temperature from the file's own metadata and divides the logits by it, as
+    OnnxFacePredictor does: the same calibrated probabilities for the same faces."""
+    page, recognizer = parity_page
+    rng = np.random.default_rng(0)
+    frame = astronaut_frame()
+    boxes = recognizer.detector.detect(frame)
+    faces = [to_face(c) for c in recognizer.crops(frame, boxes)] + [
+        rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(5)] + [np.full((48, 48), 128, np.uint8)]
+    js = page.evaluate(CALIBRATED, {"faces": base64.b64encode(np.stack(faces).tobytes()).decode(), "n": len(faces)})
+    assert js["metadata"] == dict(recognizer.predictor.session.get_modelmeta().custom_metadata_map)
+    assert js["temperature"] == recognizer.predictor.temperature
+    python = recognizer.predictor.predict_proba(faces)
+    assert np.abs(np.asarray(js["probs"]) - python).max() <= 1e-5
+    if recognizer.predictor.temperature != 1:  # the temperature is applied: not the plain softmax
+        assert np.abs(np.asarray(js["uncalibrated"]) - python).max() > 1e-3
+
+
+QUALITY = """async ({frame, boxes, faces}) => {
+  const {session, faces: crops, box: boxes_, config, image} = window.parity;
+  const base = new URL(config.moduleUrl, document.baseURI).href.replace(/main\\.js$/, '');
+  const quality = await import(base + 'quality.js');
+  const img = image(frame);
+  const given = Uint8Array.from(atob(faces), (c) => c.charCodeAt(0));
+  const same = boxes.map((b, i) => quality.faceQuality(boxes_.Box.from(b), given.subarray(i * 2304, (i + 1) * 2304), config.quality));
+  const found = await session.detector.detect(img);
+  const own = crops.facesArray(img, found, session.classifier.crop);
+  const page = found.map((b, i) => quality.faceQuality(b, own.subarray(i * 2304, (i + 1) * 2304), config.quality));
+  return {same, page};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_measures_face_quality_as_python_does(parity_page):
+    """quality.js against fer/serving/quality.py: on Python's own boxes and crops, every measure to 1e-9; on the
+    page's own detections (boxes within IoU 0.9, crops within 1 grey level), the same band."""
+    from fer.serving.quality import face_quality
+
+    page, recognizer = parity_page
+    for name, frame in scenes().items():
+        boxes = recognizer.video_detector.detect(frame)
+        faces = [to_face(c) for c in recognizer.crops(frame, boxes)]
+        python = [face_quality(b, f) for b, f in zip(boxes, faces)]
+        as_js = [{**b.as_dict(), "landmarks": [list(p) for p in b.landmarks], "score": b.score} for b in boxes]
+        js = page.evaluate(QUALITY, {"frame": b64(frame), "boxes": as_js,
+                                     "faces": base64.b64encode(np.stack(faces).tobytes()).decode() if faces else ""})
+        for i, (py, same, own) in enumerate(zip(python, js["same"], js["page"])):
+            where = f"{name}, face {i}"
+            for key, value in {"quality": py.value, "size": py.size, "score": py.score, "roll": py.roll,
+                               "yaw": py.yaw, "sharpness": py.sharpness}.items():
+                assert same[key] == pytest.approx(value, rel=1e-9, abs=1e-9), f"{where}: {key}"
+            assert (same["band"], same["limit"]) == (py.band, py.limit), where
+            assert own["band"] == py.band and own["quality"] == pytest.approx(py.value, abs=0.05), where
+
+
+NOT_SURE_PANEL = """async ({probs, quality, rule}) => {
+  const {config} = window.parity;
+  const base = new URL(config.moduleUrl, document.baseURI).href.replace(/main\\.js$/, '');
+  const draw = await import(base + 'draw.js');
+  const panel = document.createElement('div');
+  draw.drawProbabilities(panel, probs, config.classes, config.colours, quality, rule);
+  return {head: panel.querySelector('.fer-label').textContent, seen: panel.querySelector('.fer-quality')?.textContent};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_says_not_sure_under_the_apps_rule(parity_page):
+    from fer_app.settings import NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY
+
+    page, recognizer = parity_page
+    config = json.loads(page.eval_on_selector("#device-view .fer-live", "e => e.dataset.config"))
+    assert config["notSure"] == {"minConfidence": NOT_SURE_MIN_CONFIDENCE, "minQuality": NOT_SURE_MIN_QUALITY}
+    classes = recognizer.classes
+    sure = [0.05] * len(classes)
+    sure[classes.index("happy")] = 1 - 0.05 * (len(classes) - 1)
+    unsure = [1 / len(classes)] * len(classes)
+    good = {"quality": 0.9, "band": "good", "limit": "size"}
+    poor = {"quality": 0.1, "band": "poor", "limit": "sharpness"}
+    said = lambda probs, quality: page.evaluate(NOT_SURE_PANEL, {"probs": probs, "quality": quality,  # noqa: E731
+                                                                 "rule": config["notSure"]})
+    assert said(sure, good)["head"] == "happy" and "good" in said(sure, good)["seen"]
+    assert said(unsure, good)["head"].startswith("?")  # a low top probability
+    shown = said(sure, poor)
+    assert shown["head"].startswith("? not sure") and "limited by sharpness" in shown["seen"]  # a poor face

@@ -54,6 +54,12 @@ def write_card(model_path: str | Path, card: dict) -> Path:
     return path
 
 
+def card_temperature(card: dict) -> float:
+    """The calibration temperature a card records (``calibration.temperature``, written by ``python -m
+    fer.evaluate --calibrate``); 1 when it records none."""
+    return float((card.get("calibration") or {}).get("temperature", 1.0))
+
+
 def timestamp() -> str:
     """Now, in UTC, as ISO 8601 (``2026-11-21T21:24:40Z``)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

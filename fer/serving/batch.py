@@ -54,19 +54,23 @@ class ModelSpec:
     detector: str = "yunet"
     min_face: int = 0
     score: float | None = None
+    min_confidence: float = 0.0
+    min_quality: float = 0.0
 
     @classmethod
     def of(cls, model: str | Path | None = None, detector: str = "yunet", min_face: int = 0,
-           score: float | None = None) -> "ModelSpec":
+           score: float | None = None, min_confidence: float = 0.0, min_quality: float = 0.0) -> "ModelSpec":
         """A spec with ``model`` as an absolute path (workers may start in other folders; None: the shipped
         model of each worker's installed package)."""
-        return cls(None if model is None else str(Path(model).resolve()), detector, min_face, score)
+        return cls(None if model is None else str(Path(model).resolve()), detector, min_face, score,
+                   min_confidence, min_quality)
 
     def load(self):
         """The :class:`fer.serving.recognize.FaceRecognizer` this spec names, loaded in this process."""
         from fer.serving.recognize import FaceRecognizer
 
-        return FaceRecognizer.load(self.model, self.detector, self.min_face, self.score)
+        return FaceRecognizer.load(self.model, self.detector, self.min_face, self.score, self.min_confidence,
+                                   self.min_quality)
 
 
 @dataclass(frozen=True)
@@ -339,7 +343,7 @@ def analyze_task(recognizer, task: Task, options: JobOptions) -> Outcome:
 
 
 def batch_columns(classes: list[str]) -> list[str]:
-    """The table's columns: file, frame, time_s, face_id, box, score, landmarks, probabilities, label."""
+    """The table's columns: file, frame, time_s, face_id, box, score, landmarks, quality, probabilities, label."""
     from fer.serving.table import face_columns
 
     return [*KEY_COLUMNS, *face_columns(classes)]
@@ -347,9 +351,9 @@ def batch_columns(classes: list[str]) -> list[str]:
 
 def classes_of(columns: list[str]) -> list[str]:
     """The class names in a table's columns (:func:`batch_columns`)."""
-    from fer.serving.table import BOX_COLUMNS, LANDMARK_COLUMNS
+    from fer.serving.table import BOX_COLUMNS, LANDMARK_COLUMNS, QUALITY_COLUMNS
 
-    return list(columns[len(KEY_COLUMNS) + len(BOX_COLUMNS) + len(LANDMARK_COLUMNS):-1])
+    return list(columns[len(KEY_COLUMNS) + len(BOX_COLUMNS) + len(LANDMARK_COLUMNS) + len(QUALITY_COLUMNS):-1])
 
 
 def rows_text(rows: list[dict], columns: list[str]) -> str:
@@ -365,7 +369,7 @@ def photo_outcome(recognizer, task: Task, options: JobOptions) -> Outcome:
     from fer.serving.table import face_row
 
     faces = recognizer.analyze(load_image(task.path, name=task.file, max_side=FULL_SIZE))
-    rows = [{"file": task.file, "frame": 0, "time_s": "", "face_id": i, **face_row(face.box, face.probs)}
+    rows = [{"file": task.file, "frame": 0, "time_s": "", "face_id": i, **face_row(face)}
             for i, face in enumerate(faces, 1)]
     columns = batch_columns(recognizer.classes)
     return Outcome(task.file, task.kind, columns, rows_text(rows, columns), len(rows), frames=1,
@@ -376,7 +380,7 @@ def photo_line(file: str, faces: list) -> str:
     """One photo's faces in a line for the screen."""
     if not faces:
         return f"{file}: no face found"
-    listed = ", ".join(f"{f.label} {f.confidence:.0%} at ({f.box.x}, {f.box.y}, {f.box.w}×{f.box.h})" for f in faces)
+    listed = ", ".join(f"{f.label or 'not sure'} {f.confidence:.0%} at ({f.box.x}, {f.box.y}, {f.box.w}×{f.box.h})" for f in faces)
     return f"{file}: {len(faces)} face{'s' * (len(faces) > 1)}: {listed}"
 
 

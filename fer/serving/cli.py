@@ -22,13 +22,20 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_detector_options(p: argparse.ArgumentParser) -> None:
-    """--detector, --min-face, --score (checked by :func:`check_model_options`)."""
+    """--detector, --min-face, --score, and the "not sure" rule's --min-confidence and --min-quality (checked by
+    :func:`check_model_options`)."""
     from fer.serving.detect import DETECTORS
 
     p.add_argument("--detector", default=DETECTORS[0], choices=DETECTORS,
                    help="face detector: YuNet (DNN, default) or OpenCV's Haar cascade")
     p.add_argument("--min-face", type=int, default=0, metavar="PX", help="ignore faces smaller than this (pixels)")
     p.add_argument("--score", type=float, metavar="S", help="YuNet's score threshold in (0, 1) (default 0.6)")
+    p.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                   help="report a face as not sure (no label, probabilities kept) when its top probability is "
+                        "under P (default %(default)s; 0: off; docs/not_sure.md measures the choice)")
+    p.add_argument("--min-quality", type=float, default=0.0, metavar="Q",
+                   help="report a face as not sure when its quality (size, detector score, roll, yaw, sharpness; "
+                        "0-1) is under Q (default %(default)s; 0: off)")
 
 
 def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -37,6 +44,9 @@ def check_model_options(p: argparse.ArgumentParser, args: argparse.Namespace) ->
         p.error(f"--score {args.score}: must be between 0 and 1")
     if args.min_face < 0:
         p.error(f"--min-face {args.min_face}: must be 0 or more")
+    for option in ("min_confidence", "min_quality"):
+        if not 0 <= getattr(args, option) <= 1:
+            p.error(f"--{option.replace('_', '-')} {getattr(args, option)}: must be between 0 and 1")
 
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:
@@ -76,7 +86,7 @@ def batch_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> Batch
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     """How every worker loads the model the options name."""
-    return ModelSpec.of(args.model, args.detector, args.min_face, args.score)
+    return ModelSpec.of(args.model, args.detector, args.min_face, args.score, args.min_confidence, args.min_quality)
 
 
 def run_batch(options: BatchOptions, spec: ModelSpec, tasks: list, missing: list, noun: str = "files",

@@ -43,13 +43,19 @@ def label_scale(image_shape: tuple[int, ...], box_width: int) -> float:
     return max(0.5, box_width / 200, max(image_shape[:2]) / 1100)
 
 
-def draw_face(image: np.ndarray, box: Box, label: str, confidence: float, face_id: int | None = None) -> None:
-    """Draw one box with ``label NN%`` (``#id label NN%`` given a ``face_id``) above it, in place: the label in
-    black or white on the class colour (:func:`text_colour`), scaled to the box and the image (:func:`label_scale`)."""
+#: What a face reported as not sure (label None) shows instead of ``label NN%``, in white.
+NOT_SURE = "?"
+
+
+def draw_face(image: np.ndarray, box: Box, label: str | None, confidence: float, face_id: int | None = None) -> None:
+    """Draw one box with ``label NN%`` (``#id label NN%`` given a ``face_id``; :data:`NOT_SURE` when ``label`` is
+    None) above it, in place: the label in black or white on the class colour (:func:`text_colour`), scaled to the
+    box and the image (:func:`label_scale`)."""
     colour = CLASS_COLOURS.get(label, (255, 255, 255))
     thickness = max(2, round(min(image.shape[:2]) / 240))
     cv2.rectangle(image, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, thickness)
-    text = f"{label} {confidence:.0%}" if face_id is None else f"#{face_id} {label} {confidence:.0%}"
+    shown = NOT_SURE if label is None else f"{label} {confidence:.0%}"
+    text = shown if face_id is None else f"#{face_id} {shown}"
     scale = label_scale(image.shape, box.w)
     weight = max(1, round(scale * 2))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)

@@ -1,7 +1,9 @@
 """What the in-browser live view (app/static/live/) takes from the Python path, so the page runs the same
 detection, crop, tracking and smoothing: the settings of :class:`fer.serving.recognize.VideoSession`,
-:class:`fer.serving.tracking.FaceTracker`, :class:`fer.serving.detect.CropSpec` and the YuNet detector, and which ONNX file the
-page runs for the app's model. Knows nothing of the web framework (app/main.py serves the files)."""
+:class:`fer.serving.tracking.FaceTracker`, :class:`fer.serving.detect.CropSpec` and the YuNet detector, face quality's
+limits and the recognizer's "not sure" rule (:mod:`fer.serving.quality`), and which ONNX file the page runs for
+the app's model. The model's calibration temperature is not among them: the page reads it from the model file,
+as Python does. Knows nothing of the web framework (app/main.py serves the files)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fer.core.card import load_card
+from fer.serving import quality
 from fer.serving.detect import YUNET_MODEL, YuNetFaceDetector
 from fer.serving.draw import CLASS_COLOURS
 from fer.serving.recognize import FaceRecognizer, VideoSession
@@ -68,4 +71,13 @@ def live_settings(recognizer: FaceRecognizer, session: VideoSession | None = Non
                     "tracker": {"alpha": tracker.alpha, "iouThreshold": tracker.iou_threshold,
                                 "maxMisses": tracker.max_misses}},
         "timeline": {"windowS": timeline.window_s, "refreshS": timeline.refresh_s},
+        "quality": quality_settings(),
+        "notSure": recognizer.rule.as_dict(),
     }
+
+
+def quality_settings() -> dict:
+    """Face quality's limits and bands (:mod:`fer.serving.quality`) as the page's quality.js takes them."""
+    return {"size": list(quality.SIZE_LIMITS), "score": list(quality.SCORE_LIMITS), "roll": list(quality.ROLL_LIMITS),
+            "yaw": list(quality.YAW_LIMITS), "sharpness": list(quality.SHARPNESS_LIMITS),
+            "bands": [list(band) for band in quality.BANDS], "poor": quality.POOR}

@@ -2,7 +2,8 @@
 
 The model file (written by ``python -m fer.export`` or ``fer.finetune``) takes uint8 grey faces
 ``(N, 1, 48, 48)`` and returns logits: the learner's preprocessing (scale, resize, normalise) is compiled in.
-Its metadata holds the class list and the model card, so the file is all a server needs.
+Its metadata holds the class list, the model card and, once calibrated (``python -m fer.evaluate --calibrate``),
+the temperature the logits are divided by before the softmax, so the file is all a server (or the page) needs.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Sequence
 import numpy as np
 
 from fer.core.card import ModelLoadError, describe_card, load_card
-from fer.serving.faces import batched_probabilities
+from fer.serving.faces import batched_probabilities, faces_array
 
 #: ONNX metadata keys written by :mod:`fer.export`.
 CLASSES_KEY, CARD_KEY = "fer.classes", "fer.core.card"
+#: ONNX metadata key of the calibration temperature (:mod:`fer.evaluation.calibration`); absent: 1.
+TEMPERATURE_KEY = "fer.temperature"
 
 #: Threads of the sessions made without an explicit count (0: one per core); :func:`fer.serving.batch.use_threads`
 #: sets it in each worker process of a batch run.
@@ -38,6 +41,23 @@ def inference_session(model: bytes | str | Path, threads: int | None = None):
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
+class ModelMetadataError(ValueError):
+    """An ONNX model that loads but whose fer metadata cannot be used (classes, temperature)."""
+
+
+def read_temperature(metadata: dict[str, str]) -> float:
+    """The calibration temperature in a model's ONNX metadata (1 when it has none); :class:`ModelMetadataError`
+    when it is not a positive number."""
+    text = metadata.get(TEMPERATURE_KEY, "1")
+    try:
+        temperature = float(text)
+    except ValueError:
+        temperature = float("nan")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ModelMetadataError(f"its {TEMPERATURE_KEY} metadata is {text!r}, not a positive number")
+    return temperature
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of ``(N, C)`` logits, shifted by each row's maximum so it cannot overflow."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -46,7 +66,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class OnnxFacePredictor:
     """Same interface as :class:`fer.training.predict.FacePredictor` (``classes``, ``card``, ``predict_proba``,
-    ``describe``) for an exported ``.onnx`` model."""
+    ``describe``) for an exported ``.onnx`` model. Probabilities are ``softmax(logits / temperature)``, the
+    temperature read from the file's metadata (1 for an uncalibrated model)."""
 
     backend_used = "onnx"
 
@@ -56,12 +77,13 @@ class OnnxFacePredictor:
         self.card: dict = json.loads(metadata[CARD_KEY]) if CARD_KEY in metadata else dict(card or {})
         classes = json.loads(metadata[CLASSES_KEY]) if CLASSES_KEY in metadata else self.card.get("classes")
         if not classes:
-            raise ValueError(f"no class list in its metadata ({CLASSES_KEY}) or card")
+            raise ModelMetadataError(f"no class list in its metadata ({CLASSES_KEY}) or card")
         self.classes: list[str] = list(classes)
+        self.temperature = read_temperature(metadata)
         self.input_name = self.session.get_inputs()[0].name
         n_out = self.session.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.classes):
-            raise ValueError(f"{n_out} outputs for {len(self.classes)} classes")
+            raise ModelMetadataError(f"{n_out} outputs for {len(self.classes)} classes")
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = None) -> "OnnxFacePredictor":
@@ -72,6 +94,8 @@ class OnnxFacePredictor:
                                  f"{path.with_suffix('.pkl')}`")
         try:
             return cls(path, threads, card=load_card(path))
+        except ModelMetadataError as e:
+            raise ModelLoadError(f"model file {path}: {e}") from None
         except Exception as e:  # noqa: BLE001 - onnxruntime's errors are pybind classes without a common base
             raise ModelLoadError(f"model file {path}: not a usable fer ONNX model — truncated, corrupt or another "
                                  f"kind of file ({type(e).__name__}: {str(e)[:200]})") from None
@@ -81,9 +105,16 @@ class OnnxFacePredictor:
         (``none``, ``flip`` or ``tencrop``; ``True`` is ``flip``: :func:`fer.serving.faces.tta_views`)."""
         return batched_probabilities(faces, self._forward, len(self.classes), tta, bs)
 
+    def logits(self, faces: Sequence[np.ndarray], bs: int = 256) -> np.ndarray:
+        """The model's raw logits ``(len(faces), n_classes)``, before the temperature (what calibration fits)."""
+        out = [self._logits(faces_array(faces[i:i + bs])) for i in range(0, len(faces), bs)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0].astype(np.float32)
+
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {self.input_name: batch})[0]
-        return softmax(logits.astype(np.float32))
+        return softmax(self._logits(batch) / np.float32(self.temperature))
 
     def describe(self) -> str:
         """One line about the loaded model for users."""

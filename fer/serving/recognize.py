@@ -21,7 +21,9 @@ from fer.serving.detect import (
     make_detector,
 )
 from fer.serving.draw import draw_face, draw_message
+from fer.serving.faces import to_face
 from fer.serving.model_files import Predictor
+from fer.serving.quality import FaceQuality, UncertaintyRule, face_quality
 from fer.serving.tracking import FaceTracker, Track
 
 #: Video files: the faces of this many analysed frames are classified in one forward pass.
@@ -40,22 +42,31 @@ class RunningMode(str, Enum):
 
 @dataclass
 class FaceResult:
-    """One face: its box (with landmarks and detector score), class probabilities and, in a video, the id of
-    its track (1, 2, ... in order of appearance)."""
+    """One face: its box (with landmarks and detector score), class probabilities, in a video the id of its
+    track (1, 2, ... in order of appearance), its ``quality`` (:mod:`fer.serving.quality`), and whether the
+    recognizer's :class:`fer.serving.quality.UncertaintyRule` calls it ``uncertain`` (then ``label`` is None:
+    "not sure"; ``predicted`` and the probabilities are kept)."""
 
     box: Box
     probs: dict[str, float]
     face_id: int | None = None
+    quality: FaceQuality | None = None
+    uncertain: bool = False
 
     @property
-    def label(self) -> str:
-        """The most probable class."""
+    def predicted(self) -> str:
+        """The most probable class, whether or not the face is uncertain."""
         return max(self.probs, key=self.probs.get)
 
     @property
+    def label(self) -> str | None:
+        """The most probable class, or None when the face is uncertain ("not sure")."""
+        return None if self.uncertain else self.predicted
+
+    @property
     def confidence(self) -> float:
-        """The probability of :attr:`label`."""
-        return self.probs[self.label]
+        """The top probability."""
+        return self.probs[self.predicted]
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -68,9 +79,12 @@ class FaceResult:
         return dict(zip(LANDMARK_NAMES, self.box.landmarks))
 
     def as_dict(self) -> dict:
-        """JSON-ready: the box (with landmarks and score when the detector gives them), label, probabilities,
-        and the track's ``face_id`` in a video."""
-        face = {"box": self.box.as_dict(), "label": self.label, "probabilities": self.probs}
+        """JSON-ready: the box (with landmarks and score when the detector gives them), label (None: not sure),
+        predicted class, probabilities, quality, and the track's ``face_id`` in a video."""
+        face = {"box": self.box.as_dict(), "label": self.label, "predicted": self.predicted,
+                "probabilities": self.probs}
+        if self.quality is not None:
+            face["quality"] = self.quality.as_dict()
         return face if self.face_id is None else {**face, "face_id": self.face_id}
 
 
@@ -78,28 +92,36 @@ class FaceRecognizer:
     """Detector + batched classifier. ``analyze`` returns faces left to right; ``annotate`` draws them."""
 
     def __init__(self, predictor: Predictor, detector: FaceDetector | None = None,
-                 video_detector: FaceDetector | None = None, crop: CropSpec = CropSpec()):
+                 video_detector: FaceDetector | None = None, crop: CropSpec = CropSpec(),
+                 rule: UncertaintyRule = UncertaintyRule()):
         self.predictor = predictor
         self.detector = detector or make_detector("yunet", PHOTO_DETECT_WIDTH)
         self.video_detector = video_detector or detector or make_detector("yunet", VIDEO_DETECT_WIDTH)
         self.crop = crop
+        self.rule = rule
 
     @classmethod
     def with_detector(cls, predictor: Predictor, name: str = "yunet", min_face: int = 0,
-                      score_threshold: float | None = None, crop: CropSpec = CropSpec()) -> "FaceRecognizer":
+                      score_threshold: float | None = None, crop: CropSpec = CropSpec(),
+                      rule: UncertaintyRule = UncertaintyRule()) -> "FaceRecognizer":
         """A recognizer using the named detector (:data:`fer.serving.detect.DETECTORS`) for photos and video."""
         return cls(predictor, make_detector(name, PHOTO_DETECT_WIDTH, min_face, score_threshold),
-                   make_detector(name, VIDEO_DETECT_WIDTH, min_face, score_threshold), crop)
+                   make_detector(name, VIDEO_DETECT_WIDTH, min_face, score_threshold), crop, rule)
 
     @classmethod
     def load(cls, model: str | Path | None = None, detector: str = "yunet", min_face: int = 0,
-             score_threshold: float | None = None) -> "FaceRecognizer":
+             score_threshold: float | None = None, min_confidence: float = 0.0,
+             min_quality: float = 0.0) -> "FaceRecognizer":
         """The model file at ``model`` (default: ``$FER_MODEL``, else the shipped one; ``.pkl`` or ``.onnx``,
         :func:`fer.serving.model_files.load_predictor`) with the named detector, compiled now so the first face is as
-        fast as the rest. Raises :class:`fer.core.card.ModelLoadError` naming the file when it cannot be used."""
+        fast as the rest; faces under ``min_confidence`` or ``min_quality`` are reported as not sure
+        (:class:`fer.serving.quality.UncertaintyRule`; off by default). Raises
+        :class:`fer.core.card.ModelLoadError` naming the file when it cannot be used."""
         from fer.serving.model_files import default_model, load_predictor
 
-        recognizer = cls.with_detector(load_predictor(model or default_model()), detector, min_face, score_threshold)
+        rule = UncertaintyRule(min_confidence, min_quality)
+        recognizer = cls.with_detector(load_predictor(model or default_model()), detector, min_face, score_threshold,
+                                       rule=rule)
         recognizer.predictor.predict_proba([np.zeros((FACE_SIZE, FACE_SIZE), np.uint8)])
         return recognizer
 
@@ -122,11 +144,23 @@ class FaceRecognizer:
         """Probabilities for every box, one forward pass for all faces."""
         return self.predictor.predict_proba(self.crops(image, boxes))
 
+    def results(self, boxes: list[Box], crops: list[np.ndarray]) -> list[FaceResult]:
+        """The faces in ``boxes`` (their ``crops`` cut by :meth:`crops`), classified in one forward pass, each
+        with its quality and, by :attr:`rule`, whether it is not sure."""
+        faces = [to_face(c) for c in crops]
+        probs = self.predictor.predict_proba(faces)
+        return [self.result(b, p, face) for b, p, face in zip(boxes, probs, faces)]
+
+    def result(self, box: Box, probs: np.ndarray, face: np.ndarray) -> FaceResult:
+        """One face: its probabilities, its quality from its box and 48×48 ``face``, and :attr:`rule`'s verdict."""
+        quality = face_quality(box, face)
+        return FaceResult(box, dict(zip(self.classes, map(float, probs))), quality=quality,
+                          uncertain=self.rule.is_uncertain(float(np.max(probs)), quality))
+
     def detect(self, image: np.ndarray) -> list[FaceResult]:
         """IMAGE mode: every face of one RGB photo, left to right, searched at the photo width."""
         boxes = self.detector.detect(image)  # left to right
-        probs = self.classify(image, boxes)
-        return [FaceResult(b, dict(zip(self.classes, map(float, p)))) for b, p in zip(boxes, probs)]
+        return self.results(boxes, self.crops(image, boxes))
 
     analyze = detect  #: the name :class:`fer.api.Model` and earlier code use
 
@@ -152,7 +186,7 @@ class FaceRecognizer:
         faces = self.detect(image)
         out = image.copy()
         for face in faces:
-            draw_face(out, face.box, face.label, face.confidence)
+            draw_face(out, face.box, face.label, face.confidence)  # label None: "?"
         if not faces:
             draw_message(out, "no face found")
         return out, faces
@@ -268,18 +302,21 @@ class VideoSession:
             return
         recognizer = self.recognizer
         crops = [recognizer.crops(frame, boxes) if boxes else [] for _, _, frame, boxes in pending]
-        probs = recognizer.predictor.predict_proba([c for cs in crops for c in cs])
+        results = recognizer.results([b for _, _, _, boxes in pending for b in boxes or []],
+                                     [c for cs in crops for c in cs])
         used = 0
         for (index, timestamp_ms, frame, boxes), frame_crops in zip(pending, crops):
             if boxes is None:
                 answer(FrameResult(index, timestamp_ms, frame, [], self.tracker.live(), analysed=False))
                 continue
-            frame_probs = probs[used:used + len(boxes)]
+            faces = results[used:used + len(boxes)]
             used += len(boxes)
-            tracks = self.tracker.update(boxes, frame_probs)
-            ids = {t.detection: t.id + 1 for t in tracks if t.detection is not None}
-            faces = [FaceResult(b, dict(zip(recognizer.classes, map(float, p))), ids.get(i))
-                     for i, (b, p) in enumerate(zip(boxes, frame_probs))]
+            probs = np.array([[f.probs[c] for c in recognizer.classes] for f in faces]).reshape(len(faces), -1)
+            tracks = self.tracker.update(boxes, probs)
+            for track in tracks:
+                if track.detection is not None:
+                    track.quality = faces[track.detection].quality
+                    faces[track.detection].face_id = track.id + 1
             if boxes:
                 largest = max(range(len(boxes)), key=lambda i: boxes[i].area)
                 shown = next(t for t in tracks if t.detection == largest)
@@ -299,11 +336,15 @@ def distinct_boxes(boxes: list[Box], overlap: float = 0.5) -> list[Box]:
     return [boxes[i] for i in sorted(kept)]
 
 
-def draw_tracks(image: np.ndarray, tracks: list[Track], classes: list[str], ids: bool = False) -> None:
-    """Each tracked face's smoothed box and label (with its id when ``ids``), in place."""
+def draw_tracks(image: np.ndarray, tracks: list[Track], classes: list[str], ids: bool = False,
+                rule: UncertaintyRule = UncertaintyRule()) -> None:
+    """Each tracked face's smoothed box and label (with its id when ``ids``), in place; "?" where ``rule`` calls
+    the track not sure (its smoothed top probability, its latest detection's quality)."""
     for track in tracks:
         best = int(np.argmax(track.probs))
-        draw_face(image, track.box, classes[best], float(track.probs[best]), track.id + 1 if ids else None)
+        confidence = float(track.probs[best])
+        label = None if rule.is_uncertain(confidence, track.quality) else classes[best]
+        draw_face(image, track.box, label, confidence, track.id + 1 if ids else None)
 
 
 def annotate_frame(recognizer: FaceRecognizer, frame: np.ndarray | None,
@@ -317,7 +358,7 @@ def annotate_frame(recognizer: FaceRecognizer, frame: np.ndarray | None,
         session.bind(recognizer)
     result = session.detect_for_video(rgb, 1000 * time.monotonic())
     out = rgb.copy()
-    draw_tracks(out, result.tracks, recognizer.classes)
+    draw_tracks(out, result.tracks, recognizer.classes, rule=recognizer.rule)
     if not result.tracks:
         return out, None
     main = max(result.tracks, key=lambda t: t.box.area)

@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fer.serving.detect import LANDMARK_NAMES, Box
+from fer.serving.detect import LANDMARK_NAMES
+
+if TYPE_CHECKING:
+    from fer.serving.recognize import FaceResult
 
 BOX_COLUMNS = ("x", "y", "w", "h", "score")
 LANDMARK_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in ("x", "y"))
+#: A face's quality (:mod:`fer.serving.quality`): the value, its band, and the measures the box does not hold.
+QUALITY_COLUMNS = ("quality", "quality_band", "roll", "yaw", "sharpness")
 
 
 def face_columns(classes: Sequence[str]) -> list[str]:
-    """Box, detector score, landmarks (x, y per point), one probability per class, label."""
-    return [*BOX_COLUMNS, *LANDMARK_COLUMNS, *classes, "label"]
+    """Box, detector score, landmarks (x, y per point), quality, one probability per class, label."""
+    return [*BOX_COLUMNS, *LANDMARK_COLUMNS, *QUALITY_COLUMNS, *classes, "label"]
 
 
-def face_row(box: Box, probs: Mapping[str, float]) -> dict:
-    """One face as a row for :func:`face_columns` (empty landmark and score cells when the detector has none)."""
+def face_row(face: FaceResult) -> dict:
+    """One face as a row for :func:`face_columns` (empty landmark, score, roll and yaw cells when the detector
+    has none; an empty label when the face is not sure)."""
+    box = face.box
     row: dict = {"x": box.x, "y": box.y, "w": box.w, "h": box.h,
                  "score": "" if box.score is None else round(box.score, 4)}
     points = [round(v, 1) for point in box.landmarks for v in point]
     row.update(zip(LANDMARK_COLUMNS, points or [""] * len(LANDMARK_COLUMNS)))
-    row.update({c: round(float(p), 5) for c, p in probs.items()})
-    row["label"] = max(probs, key=probs.get)
+    quality = face.quality.as_dict() if face.quality else {}
+    row.update({"quality": quality.get("quality", ""), "quality_band": quality.get("band", "")})
+    row.update({k: "" if quality.get(k) is None else quality[k] for k in ("roll", "yaw", "sharpness")})
+    row.update({c: round(float(p), 5) for c, p in face.probs.items()})
+    row["label"] = face.label or ""
     return row
 
 

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from fer.serving.detect import Box
+from fer.serving.quality import FaceQuality
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Track:
     detection: int | None = None  # index of the box it matched in the latest update (None: missed)
     last: Box | None = None  # the latest matched detection, as detected
     motion: tuple[int, int] = (0, 0)  # its centre's move between the last two detections
+    quality: FaceQuality | None = None  # the latest matched detection's (set by fer.serving.recognize.VideoSession)
 
     def __post_init__(self):
         self.last = self.last or self.box

@@ -258,13 +258,13 @@ def _run(recognizer, reader: VideoReader, every: int, out: OutputPaths | None,
         if result.analysed:
             report.frames_analysed += 1
             new_rows = [{"frame": result.index, "time_s": round(result.timestamp_ms / 1000, 4), "face_id": f.face_id,
-                         **face_row(f.box, f.probs)} for f in sorted(result.faces, key=lambda f: f.face_id)]
+                         **face_row(f)} for f in sorted(result.faces, key=lambda f: f.face_id)]
             rows.extend(new_rows)
             if table:
                 table.add(new_rows)
         if writer:
             annotated = result.frame.copy()
-            draw_tracks(annotated, result.tracks, recognizer.classes, ids=True)
+            draw_tracks(annotated, result.tracks, recognizer.classes, ids=True, rule=recognizer.rule)
             writer.write(annotated)
 
     session = recognizer.file_session(every, record)

@@ -106,5 +106,6 @@ def blend(tuned: str | Path, out: str | Path, base: str | Path | None = None, al
         card["valid_accuracy"] = valid_accuracy(learn, Path(data) / "valid")
         card["best_epoch"] = f"{card.get('best_epoch')} of the tuned run, then blended"
     card.pop("onnx", None)
+    card.pop("calibration", None)  # new weights: a temperature fitted to the tuned model's logits no longer holds
     pkl = export_learner(learn, out, card)
     return pkl, export_onnx(learn, pkl.with_suffix(".onnx"), card)

@@ -1,5 +1,5 @@
 """A learner as ONNX for torch-free serving: the validation preprocessing compiled in, the class list and card
-in its metadata, checked against ``learn.predict`` before it is written; the command is ``python -m fer.export``.
+in its metadata (with the calibration temperature the card records, ``fer.temperature``), checked against ``learn.predict`` before it is written; the command is ``python -m fer.export``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from fer.core.card import card_path
+from fer.core.card import card_path, card_temperature
 from fer.core.fileio import write_bytes_atomic, write_json_atomic
 from fer.core.labels import FACE_SIZE
-from fer.serving.onnx_predict import CARD_KEY, CLASSES_KEY, OnnxFacePredictor
+from fer.serving.onnx_predict import CARD_KEY, CLASSES_KEY, TEMPERATURE_KEY, OnnxFacePredictor
 from fer.training.preprocess import inference_module, validation_pipeline
 from fer.training.runtime import onnx_bytes
 
@@ -66,12 +66,16 @@ def preprocessing_card(preprocess) -> dict:
 
 
 def with_metadata(model_bytes: bytes, classes: list[str], card: dict) -> bytes:
-    """The ONNX model with the class list and card in its metadata (``fer.classes``, ``fer.core.card``)."""
+    """The ONNX model with the class list and card in its metadata (``fer.classes``, ``fer.core.card``), and the
+    card's calibration temperature (``fer.temperature``) when it records one."""
     import onnx
 
 
     model = onnx.load_from_string(model_bytes)
-    onnx.helper.set_model_props(model, {CLASSES_KEY: json.dumps(classes), CARD_KEY: json.dumps(card)})
+    props = {CLASSES_KEY: json.dumps(classes), CARD_KEY: json.dumps(card)}
+    if "calibration" in card:
+        props[TEMPERATURE_KEY] = repr(card_temperature(card))
+    onnx.helper.set_model_props(model, props)
     model.producer_name, model.doc_string = "fer", "facial expression recognition: uint8 faces (N,1,48,48) -> logits"
     return model.SerializeToString()
 
@@ -82,7 +86,9 @@ def largest_difference(learn, model_bytes: bytes) -> float:
 
 
     faces = check_faces()
-    onnx_probs = OnnxFacePredictor(model_bytes).predict_proba(faces)
+    predictor = OnnxFacePredictor(model_bytes)
+    predictor.temperature = 1.0  # learn.predict knows no calibration temperature
+    onnx_probs = predictor.predict_proba(faces)
     with learn.no_bar():
         fastai_probs = np.stack([learn.predict(face)[2].float().numpy() for face in faces])
     return float(np.abs(onnx_probs - fastai_probs).max())

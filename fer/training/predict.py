@@ -17,7 +17,7 @@ from fer.core.quiet import known_warnings_silenced  # before fastai
 with known_warnings_silenced():  # importing fastai makes torch warn that jit.script is deprecated
     from fastai.vision.all import TensorImageBW
 
-from fer.core.card import DEFAULT_LEARNER, ModelLoadError, describe_card, load_card
+from fer.core.card import DEFAULT_LEARNER, ModelLoadError, card_temperature, describe_card, load_card
 from fer.serving.faces import batched_probabilities
 from fer.training.preprocess import inference_module, validation_pipeline
 from fer.training.runtime import compile_for_inference
@@ -88,7 +88,9 @@ def check_exporting_python(path: Path, card: dict) -> None:
 
 class FacePredictor:
     """Classifies 48×48-able face crops with an exported learner: one forward pass per batch, through the
-    learner's own validation ``after_batch`` pipeline (the preprocessing it was trained with)."""
+    learner's own validation ``after_batch`` pipeline (the preprocessing it was trained with). Logits are divided
+    by the calibration temperature its card records (:func:`fer.core.card.card_temperature`), as its ONNX
+    export's are."""
 
     def __init__(self, learn, card: dict | None = None, backend: str = "auto", fuse_preprocess: bool = True):
         self.learn = learn
@@ -97,6 +99,7 @@ class FacePredictor:
         self.pipeline = validation_pipeline(learn)
         self.classes: list[str] = list(learn.dls.vocab)
         self.card = card or {}
+        self.temperature = card_temperature(self.card)
         self.backend, self.fuse_preprocess = backend, fuse_preprocess
         self.backend_used: str | None = None  # known after the first prediction
         self._compiled = None
@@ -115,7 +118,7 @@ class FacePredictor:
 
     def _forward(self, faces: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(faces)
-        return torch.softmax(self._inference_fn(batch)(batch).float(), dim=1).numpy()
+        return torch.softmax(self._inference_fn(batch)(batch).float() / self.temperature, dim=1).numpy()
 
     def _inference_fn(self, batch):
         """uint8 faces → logits, compiled for CPU inference on first use (:mod:`fer.training.runtime`; ONNX Runtime

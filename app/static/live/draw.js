@@ -1,8 +1,14 @@
 // Drawing what the Webcam tab shows: each tracked face's box and label over the camera picture (as
-// fer/draw.py: colour per class, line width and text size following the box), the largest face's
-// probabilities, and its expressions over the last seconds.
+// fer/draw.py: colour per class, line width and text size following the box; "?" for a face the app's rule
+// calls not sure), the largest face's probabilities and quality, and its expressions over the last seconds.
 
-/** @typedef {{id: number, box: {x: number, y: number, w: number, h: number}, probs: number[]}} TrackView */
+import { isUncertain } from './quality.js';
+
+/** What a not-sure face shows instead of its label (fer.serving.draw.NOT_SURE). */
+export const NOT_SURE = '?';
+
+/** @typedef {{id: number, box: {x: number, y: number, w: number, h: number}, probs: number[],
+ *             quality?: import('./quality.js').FaceQuality|null}} TrackView */
 
 /** The best class of a face. @param {number[]} probs @param {string[]} classes @returns {{label: string, confidence: number}} */
 export function best(probs, classes) {
@@ -11,10 +17,12 @@ export function best(probs, classes) {
   return { label: classes[k], confidence: probs[k] };
 }
 
-/** Boxes and `label NN%` for every track on a transparent canvas the size of the camera frame.
+/** Boxes and `label NN%` (`?` when `rule` calls the face not sure) for every track on a transparent canvas the
+ * size of the camera frame.
  * @param {HTMLCanvasElement} canvas @param {TrackView[]} tracks @param {string[]} classes
- * @param {Object<string, string>} colours class → CSS colour @param {number} width @param {number} height */
-export function drawTracks(canvas, tracks, classes, colours, width, height) {
+ * @param {Object<string, string>} colours class → CSS colour @param {number} width @param {number} height
+ * @param {import('./quality.js').NotSureRule} [rule] */
+export function drawTracks(canvas, tracks, classes, colours, width, height, rule) {
   if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
   const ctx = canvas.getContext('2d');
   ctx.clearRect(0, 0, width, height);
@@ -22,11 +30,12 @@ export function drawTracks(canvas, tracks, classes, colours, width, height) {
   for (const track of tracks) {
     const { x, y, w, h } = track.box;
     const { label, confidence } = best(track.probs, classes);
-    const colour = colours[label] || '#ffffff';
+    const unsure = isUncertain(confidence, track.quality, rule);
+    const colour = unsure ? '#ffffff' : colours[label] || '#ffffff';
     ctx.lineWidth = thickness;
     ctx.strokeStyle = colour;
     ctx.strokeRect(x, y, w, h);
-    const text = `${label} ${Math.round(confidence * 100)}%`;
+    const text = unsure ? NOT_SURE : `${label} ${Math.round(confidence * 100)}%`;
     const px = Math.round(30 * Math.max(0.5, w / 200));
     ctx.font = `bold ${px}px sans-serif`;
     const tw = ctx.measureText(text).width, th = px;
@@ -39,15 +48,24 @@ export function drawTracks(canvas, tracks, classes, colours, width, height) {
   }
 }
 
-/** The largest face's probabilities as bars, best first (like the server view's label panel).
- * @param {HTMLElement} panel @param {number[]|null} probs @param {string[]} classes @param {Object<string, string>} colours */
-export function drawProbabilities(panel, probs, classes, colours) {
+/** The largest face's probabilities as bars, best first (like the server view's label panel), under its label
+ * (`? not sure` when `rule` calls it so) and its quality.
+ * @param {HTMLElement} panel @param {number[]|null} probs @param {string[]} classes @param {Object<string, string>} colours
+ * @param {import('./quality.js').FaceQuality|null} [quality] @param {import('./quality.js').NotSureRule} [rule] */
+export function drawProbabilities(panel, probs, classes, colours, quality = null, rule = undefined) {
   if (!probs) {
     panel.replaceChildren(Object.assign(document.createElement('p'), { className: 'fer-none', textContent: 'No face in view.' }));
     return;
   }
   const order = classes.map((c, i) => [c, probs[i]]).sort((a, b) => b[1] - a[1]);
-  const head = Object.assign(document.createElement('h3'), { className: 'fer-label', textContent: order[0][0] });
+  const unsure = isUncertain(order[0][1], quality, rule);
+  const head = Object.assign(document.createElement('h3'), { className: 'fer-label',
+    textContent: unsure ? `${NOT_SURE} not sure (${order[0][0]}?)` : order[0][0] });
+  head.dataset.uncertain = String(unsure);
+  const seen = quality ? Object.assign(document.createElement('p'), { className: 'fer-quality',
+    textContent: `face quality: ${quality.band} (${quality.quality.toFixed(2)}`
+      + `${quality.limit ? `; limited by ${quality.limit}` : ''})` }) : null;
+  if (seen) seen.dataset.band = quality.band;
   const rows = order.map(([c, p]) => {
     const row = document.createElement('div');
     row.className = 'fer-row';
@@ -62,7 +80,7 @@ export function drawProbabilities(panel, probs, classes, colours) {
     row.children[1].append(bar);
     return row;
   });
-  panel.replaceChildren(head, ...rows);
+  panel.replaceChildren(head, ...(seen ? [seen] : []), ...rows);
 }
 
 /** The timeline: one line per class, probability (0–1) against seconds ago (−window … 0).

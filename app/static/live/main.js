@@ -252,9 +252,9 @@ class LiveView {
     this.busy = false;
     if (!this.running) return;
     const { classes, colours } = this.config;
-    drawTracks(this.ui.overlay, m.tracks, classes, colours, m.width, m.height);
+    drawTracks(this.ui.overlay, m.tracks, classes, colours, m.width, m.height, this.config.notSure);
     const main = m.tracks.reduce((b, t) => (!b || t.box.w * t.box.h > b.box.w * b.box.h ? t : b), null);
-    drawProbabilities(this.ui.probs, main && main.probs, classes, colours);
+    drawProbabilities(this.ui.probs, main && main.probs, classes, colours, main && main.quality, this.config.notSure);
     const end = performance.now();
     performance.measure('fer-frame', { start: captureTime, end,
       detail: { workerMs: m.ms, faces: m.tracks.length, full: m.full, classified: m.classified,

@@ -3,8 +3,9 @@
 // around where each tracked face is expected.
 
 import { pyRound } from './box.js';
-import { facesArray } from './faces.js';
+import { FACE_SIZE, facesArray } from './faces.js';
 import { region, resizeToWidth } from './images.js';
+import { faceQuality } from './quality.js';
 import { FaceTracker } from './tracking.js';
 
 /** @typedef {import('./images.js').Image} Image */
@@ -23,9 +24,11 @@ export class VideoSession {
    * @param {import('./detect.js').YuNetDetector} detector
    * @param {import('./classify.js').Classifier} classifier
    * @param {SessionOptions} options
+   * @param {import('./quality.js').QualitySettings} [quality] face quality's limits (each track gets its latest
+   *   detection's quality as `track.quality`; none without them)
    */
-  constructor(detector, classifier, options) {
-    this.detector = detector; this.classifier = classifier;
+  constructor(detector, classifier, options, quality = null) {
+    this.detector = detector; this.classifier = classifier; this.quality = quality;
     this.fullDetectEvery = options.fullDetectEvery; this.searchMargin = options.searchMargin;
     this.searchFaceWidth = options.searchFaceWidth;
     this.tracker = new FaceTracker(options.tracker);
@@ -58,7 +61,8 @@ export class VideoSession {
   }
 
   /** One frame → the live tracks (fer.recognize.annotate_frame without the drawing). Tracked faces are
-   * classified on every `classifyEvery`-th frame; new faces always.
+   * classified on every `classifyEvery`-th frame; new faces always. A classified face's quality goes to its
+   * track (`track.quality`, fer.serving.recognize.VideoSession does the same).
    * @param {Image} frame @returns {Promise<{tracks: Track[], boxes: Box[], full: boolean, classified: number}>} */
   async process(frame) {
     const { boxes, full } = await this.detect(frame);
@@ -66,10 +70,19 @@ export class VideoSession {
     const expected = this.tracker.tracks.map((t) => t.expected);
     const wanted = boxes.map((b) => due || expected.every((e) => e.iou(b) < this.tracker.iouThreshold));
     const chosen = boxes.filter((_, i) => wanted[i]);
-    const probs = chosen.length ? await this.classifier.classify(frame, chosen) : [];
+    const faces = facesArray(frame, chosen, this.classifier.crop);
+    const probs = chosen.length ? await this.classifier.predictProba(faces) : [];
+    const side = FACE_SIZE * FACE_SIZE;
     let k = 0;
-    const all = wanted.map((w) => (w ? probs[k++] : null));
-    return { tracks: this.tracker.update(boxes, all), boxes, full, classified: chosen.length };
+    const all = [], qualities = [];
+    wanted.forEach((w, i) => {
+      all.push(w ? probs[k] : null);
+      qualities.push(w && this.quality ? faceQuality(boxes[i], faces.subarray(k * side, (k + 1) * side), this.quality) : null);
+      k += w ? 1 : 0;
+    });
+    const tracks = this.tracker.update(boxes, all);
+    for (const track of tracks) if (track.detection !== null && qualities[track.detection]) track.quality = qualities[track.detection];
+    return { tracks, boxes, full, classified: chosen.length };
   }
 
   /** Run another classifier (the page's model menu switched the model) from the next frame on; the tracks
@@ -114,7 +127,8 @@ export function largest(tracks) {
  * @typedef {{ortBase: string, webgpu: boolean, yunetUrl: string, modelUrl: string, classes: string[],
  *            detector: {detectWidth: number, scoreThreshold: number, nmsThreshold: number, minFace: number},
  *            crop: import('./faces.js').CropSpec, session: SessionOptions, modelInfoUrl: string, modelName: string,
- *            correctUrl: string, feedback: boolean}} LiveConfig
+ *            correctUrl: string, feedback: boolean, quality: import('./quality.js').QualitySettings,
+ *            notSure: import('./quality.js').NotSureRule}} LiveConfig
  */
 
 /** A classifier for the model at `url` on `backend` (WebAssembly when it fails there), run once to compile it.
@@ -123,17 +137,18 @@ export function largest(tracks) {
  * @returns {Promise<{classifier: import('./classify.js').Classifier, backend: string, name: string}>} */
 export async function loadClassifier(ort, backend, url, config) {
   const { createSession, fetchModel } = await import('./runtime.js');
-  const { Classifier } = await import('./classify.js');
+  const { Classifier, modelTemperature, onnxMetadata } = await import('./classify.js');
   const { bytes, name } = await fetchModel(url);
+  const temperature = modelTemperature(onnxMetadata(bytes));  // read before the runtime takes the bytes
   let model = await createSession(ort, bytes, backend);
-  let classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop);
+  let classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop, temperature);
   try {
     await classifier.predictProba(new Uint8Array(48 * 48));  // a first run: compiles, and proves the backend works
   } catch (e) {
     if (model.backend === 'wasm') throw e;
     console.warn(`fer: the model failed on ${model.backend} (${e}); using WebAssembly`);
     model = await createSession(ort, bytes, 'wasm');
-    classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop);
+    classifier = new Classifier(model.session, ort.Tensor, config.classes, config.crop, temperature);
   }
   return { classifier, backend: model.backend, name };
 }
@@ -151,6 +166,6 @@ export async function loadVideoSession(config) {
   // YuNet stays on WebAssembly: small dynamic-size inputs cost more in GPU dispatch than they save
   const yunet = await createSession(ort, yunetBytes, backend === 'webgpu' ? 'wasm' : backend);
   const detector = new YuNetDetector(yunet.session, ort.Tensor, config.detector);
-  return { session: new VideoSession(detector, model.classifier, config.session), backend: model.backend,
+  return { session: new VideoSession(detector, model.classifier, config.session, config.quality), backend: model.backend,
     name: model.name, runtime: { ort, backend } };
 }

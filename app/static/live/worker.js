@@ -1,6 +1,6 @@
 // The live view's inference, off the page's main thread: camera frames (ImageBitmaps) in, tracked faces out.
 // Messages: {type: 'init', config} → {type: 'ready', backend, model}; {type: 'frame', id, bitmap} →
-// {type: 'result', id, tracks, ms, full, classified}; {type: 'reset'}; {type: 'model', rid, url} (load another
+// {type: 'result', id, tracks (id, box, probs, quality), ms, full, classified}; {type: 'reset'}; {type: 'model', rid, url} (load another
 // model: the page's menu switched it) → {type: 'model', rid, name, backend}; {type: 'crop', rid} (the largest
 // face for a correction) → {type: 'crop', rid, face, probs} (face null without one); failures →
 // {type: 'error', id or rid, message}.
@@ -57,7 +57,7 @@ async function handle(message) {
       type: 'result', id: message.id, ms, full: result.full, classified: result.classified,
       classifyEvery: session.classifyEvery,
       width: frame.width, height: frame.height,
-      tracks: result.tracks.map((t) => ({ id: t.id, box: t.box.toJSON(), probs: Array.from(t.probs) })),
+      tracks: result.tracks.map((t) => ({ id: t.id, box: t.box.toJSON(), probs: Array.from(t.probs), quality: t.quality ?? null })),
     });
   } else if (message.type === 'reset') {
     session?.tracker.reset();
