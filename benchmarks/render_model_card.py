@@ -163,7 +163,7 @@ def quality_section() -> str:
     band_rows = "\n".join(
         f"| {name} | {b} | {pct(g['bands'][b]['share'], 0)} | {pct(g['bands'][b]['fer2013'])} | {pct(g['bands'][b]['ferplus'])} |"
         for name, g in (("degraded crops", degraded), ("every detector crop", crops)) for b in g["bands"])
-    chosen, rule = sure["chosen"], private["rule"]
+    chosen = sure["chosen"]
     curve = sure["confidence_curve"]
     picks = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7]
     grid = [round(0.05 * i, 2) for i in range(19)]
