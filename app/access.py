@@ -82,6 +82,7 @@ class Access:
 
     @property
     def on(self) -> bool:
+        """Whether sign-in is on (users were given)."""
         return bool(self.users)
 
     def check(self, user: str, password: str) -> bool:

@@ -317,15 +317,18 @@ class ClipPace:
     shown: float = 0.0
 
     def check(self, reader: VideoReader) -> None:
+        """Refuse a clip over the bounds, and learn its size and length from its header."""
         check_clip(reader)
         self.pixels, self.expected = reader.width * reader.height, reader.frames_expected
 
     def frame(self, index: int) -> None:
+        """Before each frame: wait for this clip's turn; move the progress bar a few times a second."""
         left = work_left(self.expected, index, self.pixels, VIDEO_MAX_FRAMES)
         self.jobs.turn(self.job, left, waiting=lambda job: self.show(index, "waiting: a shorter clip goes first"))
         if time.monotonic() - self.shown > 0.25:  # a few updates a second, not one a frame
             self.show(index, "analysing")
 
     def show(self, index: int, what: str) -> None:
+        """Show ``index`` frames done (of the clip's length) and what the clip is doing."""
         self.shown = time.monotonic()
         self.progress((index, min(self.expected, VIDEO_MAX_FRAMES) or None), desc=what, unit="frames")

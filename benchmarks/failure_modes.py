@@ -2,11 +2,11 @@
 cell, what becomes of open-mouthed expressions, which labels the crowd rarely agrees with, and small, turned
 and blurred faces.
 
-    python benchmarks/failure_modes.py [--suite fer/models/.../MODEL.suite.json] [--quality docs/quality_bands.json]
+    python benchmarks/failure_modes.py [--suite fer/models/.../MODEL.suite.json] [--quality docs/results/quality_bands.json]
 
 Reads the evaluation suite's figures beside the model (``python -m fer.evaluate --suite --usage PrivateTest
 --beside``: confusion matrices per cell) and benchmarks/quality_bands.py's (accuracy by face size, tilt and
-blur); writes docs/failure_modes.json and the Markdown beside it, which the model card includes.
+blur); writes docs/results/failure_modes.json and the Markdown beside it, which the model card includes.
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ def pct(v: float | None) -> str:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Figures: `python benchmarks/failure_modes.py` → [`failure_modes.json`](failure_modes.json), from the "
+    lines = [f"Figures: `python benchmarks/failure_modes.py` → [`failure_modes.json`](results/failure_modes.json), from the "
              f"suite's {result['usage']} confusion matrices"
-             + (f" and [`quality_bands.json`](quality_bands.json) ({result['seen_badly']['usage']})"
+             + (f" and [`quality_bands.json`](results/quality_bands.json) ({result['seen_badly']['usage']})"
                 if "seen_badly" in result else "") + ".", "",
              "**Largest confusions per suite cell** (true → predicted: faces, share of the true class):", "",
              "| cell | 1st | 2nd | 3rd |", "|---|---|---|---|"]
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default=str(suite_path(DEFAULT_MODEL)))
-    p.add_argument("--quality", default=str(ROOT / "docs/quality_bands.json"))
-    p.add_argument("--json", default=str(ROOT / "docs/failure_modes.json"))
+    p.add_argument("--quality", default=str(ROOT / "docs/results/quality_bands.json"))
+    p.add_argument("--json", default=str(ROOT / "docs/results/failure_modes.json"))
     args = p.parse_args(argv)
     suite = json.loads(Path(args.suite).read_text())
     quality = json.loads(Path(args.quality).read_text()) if Path(args.quality).is_file() else None

@@ -4,7 +4,7 @@ from it.
 
     python benchmarks/not_sure.py                                  # PublicTest: the curve and the choice
     python benchmarks/not_sure.py --usage PrivateTest --sets plain "crops upright" "crops tilted" \\
-        --json docs/not_sure_private.json                          # the app's rule, measured once
+        --json docs/results/not_sure_private.json                          # the app's rule, measured once
 
 The faces are fer/evaluation/quality_faces.py's (plain faces, the suite's crops, the degraded crops), with the
 shipped model's calibrated probabilities and each face's quality (fer/serving/quality.py).
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-quality", type=float)
     p.add_argument("--limit", type=int)
     p.add_argument("--cache", default=str(ROOT / "runs/quality_cache"))
-    p.add_argument("--json", default=str(ROOT / "docs/not_sure.json"))
+    p.add_argument("--json", default=str(ROOT / "docs/results/not_sure.json"))
     p.add_argument("--md", help="default: the --json name with .md")
     args = p.parse_args(argv)
     from fer.serving.model_files import default_model

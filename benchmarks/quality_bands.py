@@ -1,7 +1,7 @@
 """Does face quality mean something? Accuracy by quality band and by measure, on the evaluation suite's crops
 and on crops made smaller, turned and blurred on purpose (fer/evaluation/quality_faces.py).
 
-    python benchmarks/quality_bands.py [--usage PublicTest] [--json docs/quality_bands.json]
+    python benchmarks/quality_bands.py [--usage PublicTest] [--json docs/results/quality_bands.json]
 
 Every face of the split is pasted into a background photo, found by YuNet and cut as the app does; the
 quality (fer/serving/quality.py: size, detector score, roll, yaw, sharpness → a value and a band) is set
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     p.add_argument("--limit", type=int, help="only the first N faces (a quick try)")
     p.add_argument("--cache", default=str(ROOT / "runs/quality_cache"))
-    p.add_argument("--json", default=str(ROOT / "docs/quality_bands.json"))
+    p.add_argument("--json", default=str(ROOT / "docs/results/quality_bands.json"))
     p.add_argument("--md", help="default: the --json name with .md")
     args = p.parse_args(argv)
     from fer.serving.model_files import default_model

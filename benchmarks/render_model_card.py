@@ -1,16 +1,16 @@
 """Render docs/model_card.md from the model's card JSON, two `python -m fer.evaluate --json` outputs,
-the evaluation suite's PrivateTest table (docs/suite/private.md), the calibration reports (docs/calibration/),
-the face-quality and "not sure" benchmarks (docs/quality_bands.json, docs/not_sure*.json) and the failure modes
+the evaluation suite's PrivateTest table (docs/suite/private.md), the calibration reports (docs/results/calibration/),
+the face-quality and "not sure" benchmarks (docs/results/quality_bands.json, docs/results/not_sure*.json) and the failure modes
 (docs/failure_modes.md).
 
     python -m fer.evaluate --data data/fer2013/test --json docs/eval/test.json --cm docs/eval/confusion_matrix.png
     python -m fer.evaluate --data data/fer2013/test --tta --json docs/eval/test_tta.json --cm docs/eval/confusion_matrix_tta.png
     python -m fer.evaluate --suite --usage PrivateTest --model "v1 (shipped before)=OLD.onnx" \
         --model "v2 (shipped now)=exports/fer2013_effnet_lite0.onnx" --json docs/suite/private.json
-    python -m fer.evaluate --calibrate --write --json docs/calibration/public.json       # fits; PublicTest report
-    python -m fer.evaluate --calibrate --usage PrivateTest --json docs/calibration/private.json
+    python -m fer.evaluate --calibrate --write --json docs/results/calibration/public.json       # fits; PublicTest report
+    python -m fer.evaluate --calibrate --usage PrivateTest --json docs/results/calibration/private.json
     python benchmarks/quality_bands.py && python benchmarks/not_sure.py
-    python benchmarks/not_sure.py --usage PrivateTest --sets plain "crops upright" "crops tilted" --json docs/not_sure_private.json
+    python benchmarks/not_sure.py --usage PrivateTest --sets plain "crops upright" "crops tilted" --json docs/results/not_sure_private.json
     python -m fer.evaluate --suite --usage PrivateTest --beside && python benchmarks/failure_modes.py
     python benchmarks/render_model_card.py
 """
@@ -102,8 +102,8 @@ def pct(v: float | None, digits: int = 1) -> str:
 
 def calibration_section() -> str:
     """Calibrated probabilities: the temperature, why its labels, ECE before and after, the reliability diagram."""
-    public = json.loads((ROOT / "docs/calibration/public.json").read_text())
-    private = json.loads((ROOT / "docs/calibration/private.json").read_text())
+    public = json.loads((ROOT / "docs/results/calibration/public.json").read_text())
+    private = json.loads((ROOT / "docs/results/calibration/private.json").read_text())
     fitted = private["calibration"]
     names = {"fer2013": "FER-2013 labels", "ferplus": "FER+ majority", "ferplus-votes": "FER+ vote shares"}
     rows = "\n".join(
@@ -115,7 +115,7 @@ def calibration_section() -> str:
     own = plain["fer2013" if fitted["labels"] == "fer2013" else "ferplus"]["after"]["ece"]
     other = plain["ferplus" if fitted["labels"] == "fer2013" else "fer2013"]
     changed = sum(c[labels]["labels_changed"] for c in private["cells"].values() for labels in c)
-    crowd = json.loads((ROOT / "docs/failure_modes.json").read_text())["precision_plain"]["ferplus"]
+    crowd = json.loads((ROOT / "docs/results/failure_modes.json").read_text())["precision_plain"]["ferplus"]
     return f"""## Calibrated probabilities
 
 The probabilities are `softmax(logits / T)` with **T = {fitted['temperature']:.4f}**, applied after the logit
@@ -141,11 +141,11 @@ moves. Fitted to FER-2013's labels it lowers the error against them and leaves t
 
 PrivateTest (measured once), every suite cell:
 
-{(ROOT / "docs/calibration/private.md").read_text()}
-PublicTest: [`calibration/public.md`](calibration/public.md). Figures: [`calibration/private.json`](calibration/private.json),
-[`calibration/public.json`](calibration/public.json).
+{(ROOT / "docs/results/calibration/private.md").read_text()}
+PublicTest: [`calibration/public.md`](results/calibration/public.md). Figures: [`calibration/private.json`](results/calibration/private.json),
+[`calibration/public.json`](results/calibration/public.json).
 
-![reliability diagrams, PrivateTest](calibration/private.reliability.png)
+![reliability diagrams, PrivateTest](results/calibration/private.reliability.png)
 
 Issue 36's bar, ECE ≤ 0.03 on the plain PrivateTest faces against the labels fitted to: **{own:.3f}, {'met' if own <= 0.03 else 'not met'}**
 (PublicTest: {public['cells']['plain'][fitted['labels'] if fitted['labels'] != 'ferplus-votes' else 'ferplus']['after']['ece']:.3f});
@@ -155,9 +155,9 @@ against the other set (FER+ majority) {other['before']['ece']:.3f} → {other['a
 
 def quality_section() -> str:
     """Face quality: what the bands are worth, from benchmarks/quality_bands.py."""
-    bands = json.loads((ROOT / "docs/quality_bands.json").read_text())
-    sure = json.loads((ROOT / "docs/not_sure.json").read_text())
-    private = json.loads((ROOT / "docs/not_sure_private.json").read_text())
+    bands = json.loads((ROOT / "docs/results/quality_bands.json").read_text())
+    sure = json.loads((ROOT / "docs/results/not_sure.json").read_text())
+    private = json.loads((ROOT / "docs/results/not_sure_private.json").read_text())
     degraded = bands["groups"]["degraded (smaller + turned + blurred)"]
     crops = bands["groups"]["all detector crops"]
     band_rows = "\n".join(
@@ -212,7 +212,7 @@ it labels:
 
 def failure_section() -> str:
     """Known failure modes, from benchmarks/failure_modes.py, and what to do."""
-    modes = json.loads((ROOT / "docs/failure_modes.json").read_text())
+    modes = json.loads((ROOT / "docs/results/failure_modes.json").read_text())
     trust = modes["precision_plain"]
     mouth = modes["open_mouth"]["ferplus"]
     surprise = mouth["surprise"]["predicted"]

@@ -123,7 +123,7 @@ def test_the_apps_not_sure_default_is_the_one_chosen_on_the_measured_curve():
 
     from fer_app.settings import NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY
 
-    chosen = json.loads((ROOT / "docs/not_sure.json").read_text())["chosen"]
+    chosen = json.loads((ROOT / "docs/results/not_sure.json").read_text())["chosen"]
     assert (NOT_SURE_MIN_CONFIDENCE, NOT_SURE_MIN_QUALITY) == (chosen["min_confidence"], chosen["min_quality"])
     from fer.serving.quality import BANDS
 

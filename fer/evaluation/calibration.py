@@ -1,7 +1,7 @@
 """Calibrated probabilities: temperature scaling, fitted on PublicTest and stored in the model file.
 
     python -m fer.evaluate --calibrate --model fer/models/fer2013_effnet_lite0/fer2013_effnet_lite0.onnx --write
-    python -m fer.evaluate --calibrate --usage PrivateTest --json docs/calibration/private.json
+    python -m fer.evaluate --calibrate --usage PrivateTest --json docs/results/calibration/private.json
 
 One scalar ``T`` divides the model's logits before the softmax (Guo et al., 2017: "On calibration of modern
 neural networks"). The logits are the exported model's, logit adjustment included (``fer.blend --prior-power``
@@ -39,6 +39,7 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of ``(N, C)`` logits, shifted by each row's maximum."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 

@@ -51,6 +51,7 @@ class QualityFaces:
     truth: list[list[float]] = field(default_factory=list)  # width px, tilt degrees, blur sigma
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The set as numpy arrays (label indices, probabilities, quality measures and the truth of each change)."""
         n_classes = len(self.probs[0]) if self.probs else 0
         return {"fer2013": np.array(self.fer2013, int), "ferplus": np.array(self.ferplus, int),
                 "probs": np.array(self.probs, np.float32).reshape(-1, n_classes),
@@ -86,6 +87,7 @@ def measures_of(quality) -> list[float]:
 
 
 def label_index(classes: list[str], label: str | None) -> int:
+    """The index of ``label`` in ``classes``; -1 when it has none (a face FER+ does not label)."""
     return classes.index(label) if label in classes else -1
 
 

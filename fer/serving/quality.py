@@ -144,4 +144,5 @@ class UncertaintyRule:
         return confidence < self.min_confidence or (quality is not None and quality.value < self.min_quality)
 
     def as_dict(self) -> dict:
+        """The rule as the page's settings take it (JSON-ready)."""
         return {"minConfidence": self.min_confidence, "minQuality": self.min_quality}
