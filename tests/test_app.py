@@ -52,7 +52,7 @@ def test_astronaut_gives_one_face_with_seven_probabilities(client, tmp_path, ast
     assert len(probs) == 7 and abs(sum(probs.values()) - 1) < 1e-4
     panel = labels[0].get("value", labels[0])  # a component update carries its value inside
     confidences = panel["confidences"]
-    assert len(confidences) == 7 and max(confidences, key=lambda c: c["confidence"])["label"] == faces[0]["label"]
+    assert len(confidences) == 7 and max(confidences, key=lambda c: c["confidence"])["label"] == faces[0]["predicted"]
     assert Image.open(annotated).size == (512, 512)
 
 

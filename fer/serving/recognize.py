@@ -311,7 +311,8 @@ class VideoSession:
                 continue
             faces = results[used:used + len(boxes)]
             used += len(boxes)
-            probs = np.array([[f.probs[c] for c in recognizer.classes] for f in faces]).reshape(len(faces), -1)
+            probs = np.array([[f.probs[c] for c in recognizer.classes] for f in faces], np.float64).reshape(
+                len(faces), len(recognizer.classes))
             tracks = self.tracker.update(boxes, probs)
             for track in tracks:
                 if track.detection is not None:
