@@ -17,7 +17,7 @@ from fer.core.card import ModelLoadError, describe_card, load_card
 from fer.serving.faces import batched_probabilities
 
 #: ONNX metadata keys written by :mod:`fer.export`.
-CLASSES_KEY, CARD_KEY = "fer.classes", "fer.core.card"
+CLASSES_KEY, CARD_KEY = "fer.classes", "fer.card"  # metadata keys of every exported model: never rename
 
 #: Threads of the sessions made without an explicit count (0: one per core); :func:`fer.serving.batch.use_threads`
 #: sets it in each worker process of a batch run.
