@@ -12,8 +12,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from docstrings import survey  # scripts/ is no package: its folder is on the path above
+from scripts.docstrings import survey
 
 README = ROOT / "README.md"
 README_MAX_LINES = 300
@@ -68,8 +67,7 @@ def test_the_readmes_comparison_tables_are_those_of_the_peers_file():
     """The accuracy and speed table against other tools is docs/results/peers.json as benchmarks/peers.py tables it."""
     import json
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import peers
+    from benchmarks import peers
 
     result = json.loads((ROOT / "docs" / "results" / "peers.json").read_text())
     text = README.read_text()

@@ -18,7 +18,7 @@ from fer.core.card import ModelLoadError, describe_card, load_card
 from fer.serving.faces import batched_probabilities, faces_array
 
 #: ONNX metadata keys written by :mod:`fer.export`.
-CLASSES_KEY, CARD_KEY = "fer.classes", "fer.core.card"
+CLASSES_KEY, CARD_KEY = "fer.classes", "fer.card"  # metadata keys of every exported model: never rename
 #: ONNX metadata key of the calibration temperature (:mod:`fer.evaluation.calibration`); absent: 1.
 TEMPERATURE_KEY = "fer.temperature"
 
