@@ -11,7 +11,7 @@ the face-quality and "not sure" benchmarks (docs/results/quality_bands.json, doc
     python -m fer.evaluate --calibrate --usage PrivateTest --json docs/results/calibration/private.json
     python benchmarks/quality_bands.py && python benchmarks/not_sure.py
     python benchmarks/not_sure.py --usage PrivateTest --sets plain "crops upright" "crops tilted" --json docs/results/not_sure_private.json
-    python -m fer.evaluate --suite --usage PrivateTest --beside && python benchmarks/failure_modes.py
+    python benchmarks/failure_modes.py     # the confusion matrices of the suite's figures beside the model
     python benchmarks/render_model_card.py
 """
 
