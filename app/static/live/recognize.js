@@ -1,21 +1,51 @@
-// Detect → track → classify on a live stream, scheduled as fer.recognize.VideoSession does: a full-frame
+// Detect → track → classify, as fer.serving.recognize does: FaceRecognizer (every face of a photo, left to right;
+// a stream's session) and VideoSession, scheduled as fer.serving.recognize.VideoSession: a full-frame
 // detection every few frames (and whenever nothing is tracked), and on the frames between, a small search
 // around where each tracked face is expected.
 
 import { pyRound } from './box.js';
+import { onFrames } from './camera.js';
+import { LANDMARK_NAMES } from './detect.js';
 import { facesArray } from './faces.js';
 import { region, resizeToWidth } from './images.js';
+import { pixelsOf, toImage } from './sources.js';
 import { FaceTracker } from './tracking.js';
 
 /** @typedef {import('./images.js').Image} Image */
 /** @typedef {import('./box.js').Box} Box */
 /** @typedef {import('./tracking.js').Track} Track */
+/** @typedef {import('./sources.js').ImageSource} ImageSource */
 
 /**
  * Settings shared with the Python path (the app sends fer.recognize.VideoSession's and FaceTracker's values).
  * @typedef {{fullDetectEvery: number, searchMargin: number, searchFaceWidth: number,
  *            tracker: {alpha: number, iouThreshold: number, maxMisses: number}}} SessionOptions
  */
+
+/**
+ * One face (fer.serving.recognize.FaceResult): its box (with the detector's landmarks and score), the most
+ * probable class and its probability, every class's probability, the landmarks by name, and in a stream the id of
+ * its track.
+ * @typedef {{box: Box, label: string, confidence: number, probabilities: Object<string, number>,
+ *            landmarks: Object<string, number[]>, faceId?: number}} Face
+ */
+
+/** A face's answer as {@link Face}. @param {Box} box @param {ArrayLike<number>} probs in `classes`' order
+ * @param {string[]} classes @param {number} [faceId] @returns {Face} */
+export function faceOf(box, probs, classes, faceId) {
+  let k = 0;
+  for (let i = 1; i < probs.length; i++) if (probs[i] > probs[k]) k = i;
+  const face = {
+    box, label: classes[k], confidence: probs[k],
+    probabilities: Object.fromEntries(classes.map((c, i) => [c, probs[i]])),
+    landmarks: Object.fromEntries(box.landmarks.map((p, i) => [LANDMARK_NAMES[i], p])),
+  };
+  if (faceId !== undefined) face.faceId = faceId;
+  return face;
+}
+
+/** Classifications in a row with the same most probable class after which a tracked face counts as stable. */
+export const STABLE_AFTER = 3;
 
 /** Per-stream state: the tracker and the detection schedule (fer.recognize.VideoSession). */
 export class VideoSession {
@@ -32,6 +62,8 @@ export class VideoSession {
     this.frames = 0;
     this.shape = null;
     this.classifyEvery = 1;  // classify tracked faces on every n-th frame only (the page's budget)
+    this.stableEvery = 1;    // a stable tracked face (STABLE_AFTER same labels in a row): every n-th frame only
+    this.labels = new Map(); // track id → {label, streak, frame}: its latest own label, how often in a row, when
   }
 
   /** The faces of this frame: a full detection or searches near the tracked faces.
@@ -58,18 +90,57 @@ export class VideoSession {
   }
 
   /** One frame → the live tracks (fer.recognize.annotate_frame without the drawing). Tracked faces are
-   * classified on every `classifyEvery`-th frame; new faces always.
+   * classified on every `classifyEvery`-th frame, stable ones ({@link STABLE_AFTER}) on every `stableEvery`-th
+   * only; new faces always.
    * @param {Image} frame @returns {Promise<{tracks: Track[], boxes: Box[], full: boolean, classified: number}>} */
   async process(frame) {
     const { boxes, full } = await this.detect(frame);
     const due = this.classifyEvery <= 1 || this.frames % this.classifyEvery === 0;
-    const expected = this.tracker.tracks.map((t) => t.expected);
-    const wanted = boxes.map((b) => due || expected.every((e) => e.iou(b) < this.tracker.iouThreshold));
+    const tracks = this.tracker.tracks;
+    const wanted = boxes.map((b) => {
+      const track = this.trackOf(b, tracks);
+      return !track || (due && !this.resting(track));
+    });
     const chosen = boxes.filter((_, i) => wanted[i]);
     const probs = chosen.length ? await this.classifier.classify(frame, chosen) : [];
     let k = 0;
     const all = wanted.map((w) => (w ? probs[k++] : null));
-    return { tracks: this.tracker.update(boxes, all), boxes, full, classified: chosen.length };
+    const live = this.tracker.update(boxes, all);
+    this.noteLabels(live, all);
+    return { tracks: live, boxes, full, classified: chosen.length };
+  }
+
+  /** The tracked face a detection most likely is (the highest IoU with where it is expected, at least the
+   * tracker's threshold), or null: a new face. @param {Box} box @param {Track[]} tracks @returns {Track|null} */
+  trackOf(box, tracks) {
+    let found = null, best = this.tracker.iouThreshold;
+    for (const t of tracks) {
+      const iou = t.expected.iou(box);
+      if (iou >= best) { best = iou; found = t; }
+    }
+    return found;
+  }
+
+  /** Whether a stable face may skip its classification on this frame. @param {Track} track @returns {boolean} */
+  resting(track) {
+    const seen = this.labels.get(track.id);
+    return this.stableEvery > 1 && !!seen && seen.streak >= STABLE_AFTER && this.frames - seen.frame < this.stableEvery;
+  }
+
+  /** Record each track's own label (its raw probabilities' best class) where it was classified on this frame.
+   * @param {Track[]} tracks @param {(ArrayLike<number>|null)[]} probs */
+  noteLabels(tracks, probs) {
+    const live = new Map();
+    for (const t of tracks) {
+      const seen = this.labels.get(t.id);
+      const raw = t.detection !== null ? probs[t.detection] : null;
+      if (!raw) { if (seen) live.set(t.id, seen); continue; }
+      let label = 0;
+      for (let i = 1; i < raw.length; i++) if (raw[i] > raw[label]) label = i;
+      const streak = seen && seen.label === label ? seen.streak + 1 : 1;
+      live.set(t.id, { label, streak, frame: this.frames });
+    }
+    this.labels = live;
   }
 
   /** Run another classifier (the page's model menu switched the model) from the next frame on; the tracks
@@ -77,6 +148,7 @@ export class VideoSession {
   useClassifier(classifier) {
     this.classifier = classifier;
     this.tracker.reset();
+    this.labels.clear();
   }
 }
 
@@ -113,8 +185,9 @@ export function largest(tracks) {
  * Python path's settings.
  * @typedef {{ortBase: string, webgpu: boolean, yunetUrl: string, modelUrl: string, classes: string[],
  *            detector: {detectWidth: number, scoreThreshold: number, nmsThreshold: number, minFace: number},
- *            crop: import('./faces.js').CropSpec, session: SessionOptions, modelInfoUrl: string, modelName: string,
- *            correctUrl: string, feedback: boolean}} LiveConfig
+ *            photoDetector?: {detectWidth: number}, crop: import('./faces.js').CropSpec, session: SessionOptions,
+ *            modelInfoUrl?: string, modelName: string, correctUrl?: string, feedback?: boolean, threads?: number,
+ *            stableEvery?: number, display?: 'computed'|'latest'}} LiveConfig
  */
 
 /** A classifier for the model at `url` on `backend` (WebAssembly when it fails there), run once to compile it.
@@ -138,19 +211,102 @@ export async function loadClassifier(ort, backend, url, config) {
   return { classifier, backend: model.backend, name };
 }
 
+/** Detector and classifier (fer.serving.recognize.FaceRecognizer): every face of a photo (`analyze`), a session
+ * for a stream (`session`), or a <video> followed frame by frame (`track`). Runs in the thread that made it. */
+export class FaceRecognizer {
+  /**
+   * @param {import('./detect.js').YuNetDetector} detector for photos (the photo width)
+   * @param {import('./detect.js').YuNetDetector} videoDetector for streams (the video width)
+   * @param {import('./classify.js').Classifier} classifier
+   * @param {LiveConfig} config @param {{ort: any, backend: string}} runtime @param {string} modelName
+   */
+  constructor(detector, videoDetector, classifier, config, runtime, modelName) {
+    this.detector = detector; this.videoDetector = videoDetector; this.classifier = classifier;
+    this.config = config; this.runtime = runtime; this.modelName = modelName;
+    this.backend = runtime.backend;
+  }
+
+  /** The class names, in the model's output order. @returns {string[]} */
+  get classes() { return this.classifier.classes; }
+
+  /** Every face of a picture, left to right (fer.serving.recognize.FaceRecognizer.analyze): detected at the photo
+   * width, each classified. @param {ImageSource|Image} source @returns {Promise<Face[]>} */
+  async analyze(source) {
+    const image = await toImage(source);
+    const boxes = await this.detector.detect(image);
+    const probs = boxes.length ? await this.classifier.classify(image, boxes) : [];
+    return boxes.map((b, i) => faceOf(b, probs[i], this.classes));
+  }
+
+  /** A stream's state: tracking and the detection schedule, with the video detector.
+   * @param {{classifyEvery?: number, stableEvery?: number}} [options] @returns {VideoSession} */
+  session({ classifyEvery = 1, stableEvery = this.config.stableEvery ?? 1 } = {}) {
+    const session = new VideoSession(this.videoDetector, this.classifier, this.config.session);
+    session.classifyEvery = classifyEvery;
+    session.stableEvery = stableEvery;
+    return session;
+  }
+
+  /** Follow the faces of a playing <video> (a camera's, a clip's): each new frame, when the previous one is done,
+   * goes through a {@link VideoSession}; `onFaces(faces, frame)` gets its tracked faces (boxes as drawn on that
+   * frame, Track.shown; smoothed probabilities; `faceId` the track's) and the frame's capture time (performance.now() clock) and size.
+   * Returns a function that stops. @param {HTMLVideoElement} video
+   * @param {(faces: Face[], frame: {captureTime: number, width: number, height: number, full: boolean}) => void} onFaces
+   * @returns {() => void} */
+  track(video, onFaces) {
+    const session = this.session();
+    let busy = false;
+    return onFrames(video, async (captureTime) => {
+      if (busy || video.readyState < 2) return;  // one frame at a time: frames that arrive meanwhile are skipped
+      busy = true;
+      try {
+        const frame = pixelsOf(video);
+        const result = await session.process(frame);
+        onFaces(result.tracks.map((t) => faceOf(t.shown, t.probs, this.classes, t.id)),
+          { captureTime, width: frame.width, height: frame.height, full: result.full });
+      } catch (e) {
+        console.error(`fer: a frame failed: ${e?.message || e}`);
+      } finally {
+        busy = false;
+      }
+    });
+  }
+
+  /** Run the model at `url` from now on (the app's model menu switched it); sessions made before keep theirs
+   * until given it (VideoSession.useClassifier). @param {string} url @returns {Promise<string>} its name */
+  async useModel(url) {
+    const model = await loadClassifier(this.runtime.ort, this.runtime.backend, url, this.config);
+    this.classifier = model.classifier;
+    this.modelName = model.name;
+    this.backend = model.backend;
+    return model.name;
+  }
+}
+
+/** The runtime, YuNet and the model of `config`, as a {@link FaceRecognizer}.
+ * @param {LiveConfig} config (absolute URLs) @returns {Promise<FaceRecognizer>} */
+export async function loadRecognizer(config) {
+  const { loadRuntime, createSession, fetchBytes } = await import('./runtime.js');
+  const { YuNetDetector } = await import('./detect.js');
+  const runtime = await loadRuntime(config);
+  const { ort, backend } = runtime;
+  const [yunetBytes, model] = await Promise.all([fetchBytes(config.yunetUrl),
+    loadClassifier(ort, backend, config.modelUrl, config)]);
+  // YuNet stays on WebAssembly: small dynamic-size inputs cost more in GPU dispatch than they save
+  const yunet = await createSession(ort, yunetBytes, backend === 'webgpu' ? 'wasm' : backend);
+  const detector = (options) => new YuNetDetector(yunet.session, ort.Tensor, options);
+  const recognizer = new FaceRecognizer(detector({ ...config.detector, ...config.photoDetector }),
+    detector(config.detector), model.classifier, config, runtime, model.name);
+  recognizer.backend = model.backend;
+  return recognizer;
+}
+
 /** Load the runtime and both models and return a fresh session for one stream, with the runtime (for
  * {@link loadClassifier} when the model is switched) and the model's name.
  * @param {LiveConfig} config
  * @returns {Promise<{session: VideoSession, backend: string, name: string, runtime: {ort: any, backend: string}}>} */
 export async function loadVideoSession(config) {
-  const { loadRuntime, createSession, fetchBytes } = await import('./runtime.js');
-  const { YuNetDetector } = await import('./detect.js');
-  const { ort, backend } = await loadRuntime(config);
-  const [yunetBytes, model] = await Promise.all([fetchBytes(config.yunetUrl),
-    loadClassifier(ort, backend, config.modelUrl, config)]);
-  // YuNet stays on WebAssembly: small dynamic-size inputs cost more in GPU dispatch than they save
-  const yunet = await createSession(ort, yunetBytes, backend === 'webgpu' ? 'wasm' : backend);
-  const detector = new YuNetDetector(yunet.session, ort.Tensor, config.detector);
-  return { session: new VideoSession(detector, model.classifier, config.session), backend: model.backend,
-    name: model.name, runtime: { ort, backend } };
+  const recognizer = await loadRecognizer(config);
+  return { session: recognizer.session(), backend: recognizer.backend, name: recognizer.modelName,
+    runtime: recognizer.runtime };
 }

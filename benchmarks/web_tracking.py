@@ -1,0 +1,165 @@
+"""Do the boxes sit on the faces in what the page shows? The static site (fer-web build) in headless Chromium with
+a fake camera playing a clip whose face positions are known (a face moving 90 px/s across a photo and back, each
+frame numbered in its pixels), throttled like a slow phone: at every animation frame the page records which camera
+frame is on screen and the boxes drawn over it, and each drawn box is compared with the face's true box in THAT
+frame (IoU; no box: 0).
+
+    python benchmarks/web_tracking.py [--seconds 15] [--json docs/web_tracking.json]
+
+Two ways of drawing, in the same page, interleaved at each throttle: "before" (display 'latest', the live view as
+it was: the newest camera frame under the last boxes computed) and "after" (display 'computed', the default now:
+each processed frame shown with its own boxes, stale boxes fading). Two throttles at 4× and 8×: "renderer" stops
+and restarts Chromium's renderer processes (all their threads, the worker that runs the models included; as a
+slow phone), "cdp" is Chromium's own CPU throttling (DevTools' Emulation.setCPUThrottlingRate), which slows the
+page's main thread only: Chromium refuses it for workers. Frames/s and camera-to-labels latency are the page's
+`fer-frame` measures over the same seconds. The true face box: YuNet's box (Python, the photo detector) on the
+clip's first frame, moved with the face; the JSON also gives Python's own detections against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from fer.serving.model_files import DEFAULT_ONNX
+from fer_app.testing import (CHROMIUM, FLAGS, SAMPLE_SHOWN_JS, ProcessThrottle, moving_face_clip, renderer_pids,
+                             serving_folder, shown_iou, write_y4m)
+
+#: the camera: 640×480 at 30 frames/s; the face moves 3 px a frame (90 px/s), 60 frames each way
+FPS, SPEED, STEPS = 30, 3, 60
+DISPLAYS = {"before": "latest", "after": "computed"}
+
+READ_MEASURES = """(since) => performance.getEntriesByName('fer-frame').filter((e) => e.startTime >= since)
+  .map((e) => ({ms: e.duration, ...e.detail}))"""
+
+
+def true_boxes(frames, shifts, model: Path):
+    """The face's true box in every frame, and how Python's YuNet (photo detector) agrees with it frame by frame."""
+    from fer.serving.recognize import FaceRecognizer
+
+    recognizer = FaceRecognizer.load(model)
+    (first,) = recognizer.detector.detect(frames[0])
+    truth = [first.shift(dx, 0) for dx in shifts]
+    agree = []
+    for frame, true in zip(frames, truth):
+        found = recognizer.detector.detect(frame)
+        agree.append(max((true.iou(b) for b in found), default=0.0))
+    return truth, {"first_frame_box": [first.x, first.y, first.w, first.h],
+                   "python_detections_iou_median": round(statistics.median(agree), 3),
+                   "python_detections_iou_min": round(min(agree), 3)}
+
+
+def frame_figures(measures: list[dict], seconds: float) -> dict:
+    if not measures:
+        return {"frames": 0, "fps": 0.0}
+    ms = sorted(m["ms"] for m in measures)
+    return {"frames": len(ms), "fps": round(len(ms) / seconds, 1), "fer_frame_ms_median": round(statistics.median(ms), 1),
+            "worker_ms_median": round(statistics.median(m["workerMs"] for m in measures), 1),
+            "classify_every_median": statistics.median(m["classifyEvery"] for m in measures)}
+
+
+def measure(page, seconds: float, truth, throttle: ProcessThrottle) -> dict:
+    since = page.evaluate("performance.now()")
+    page.evaluate("window.shownSamples = []")
+    throttle.reset()
+    time.sleep(seconds)
+    effective = throttle.effective()
+    samples = page.evaluate("window.shownSamples.splice(0)")
+    measures = page.evaluate(READ_MEASURES, since)
+    return {**shown_iou(samples, truth), **frame_figures(measures, seconds), "renderer_rate_effective": effective}
+
+
+def chromium_version() -> str:
+    try:
+        return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(DEFAULT_ONNX))
+    p.add_argument("--seconds", type=float, default=15, help="length of each measurement")
+    p.add_argument("--warmup", type=float, default=4, help="seconds after each change before measuring")
+    p.add_argument("--rates", default="1,4,8", help="throttle rates")
+    p.add_argument("--json", help="write the figures here (e.g. docs/web_tracking.json)")
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from fer.web import build
+
+    rates = [float(r) for r in args.rates.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="fer-web-tracking-"))
+    frames, shifts = moving_face_clip(speed=SPEED, steps=STEPS)
+    camera = write_y4m(work / "moving_face.y4m", frames, fps=FPS)
+    truth, truth_check = true_boxes(frames, shifts, Path(args.model))
+    site = build(work / "site", args.model)
+    result: dict = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "chromium": chromium_version(),
+                    "load_average_before": [round(x, 2) for x in os.getloadavg()]},
+        "clip": {"width": 640, "height": 480, "fps": FPS, "face_speed_px_per_s": SPEED * FPS, "frames": len(frames),
+                 "path": f"{STEPS} frames right, {STEPS} back, looping", **truth_check},
+        "site": {"version": site["version"], "model": site["model"]},
+        "displays": {"before": "latest: the newest camera frame under the last boxes computed (the page before this change)",
+                     "after": "computed: each processed frame with its own boxes, stale boxes fading (the default now)"},
+        "throttles": {"renderer": "Chromium's renderer processes stopped and restarted (SIGSTOP/SIGCONT, 50 ms period; the rate achieved is renderer_rate_effective): "
+                                  "every thread, the models' worker included, gets 1/rate of the time",
+                      "cdp": "Emulation.setCPUThrottlingRate: the page's main thread only (Chromium refuses it for "
+                             "workers: 'Operation is only supported for pages, not workers')"},
+        "conditions": [],
+    }
+    with serving_folder(Path(site["folder"])) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, f"--use-file-for-fake-video-capture={camera}"])
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
+        page.goto(url)
+        page.click("fer-camera .fer-start:enabled", timeout=120_000)
+        page.wait_for_function("performance.getEntriesByName('fer-frame').length > 30", timeout=180_000)
+        page.evaluate(SAMPLE_SHOWN_JS)
+        cdp = page.context.new_cdp_session(page)
+        throttle = ProcessThrottle(renderer_pids())
+        try:
+            for rate in rates:
+                for kind in (["none"] if rate == 1 else ["renderer", "cdp"]):
+                    throttle.rate = rate if kind == "renderer" else 1
+                    cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate if kind == "cdp" else 1})
+                    for name, display in DISPLAYS.items():
+                        page.evaluate("(d) => { window.ferLive.display = d; }", display)
+                        time.sleep(args.warmup)
+                        figures = measure(page, args.seconds, truth, throttle)
+                        row = {"rate": rate, "throttle": kind, "drawing": name, "display": display, **figures}
+                        result["conditions"].append(row)
+                        print(json.dumps(row), flush=True)
+        finally:
+            throttle.close()
+        browser.close()
+    result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    table = {}
+    for row in result["conditions"]:
+        key = f"{row['rate']:g}x {row['throttle']}"
+        table.setdefault(key, {})[row["drawing"]] = {k: row.get(k) for k in ("iou_median", "fps", "fer_frame_ms_median")}
+    for key, pair in table.items():
+        if pair.get("before", {}).get("iou_median") is not None and pair.get("after", {}).get("iou_median") is not None:
+            pair["iou_median_after_minus_before"] = round(pair["after"]["iou_median"] - pair["before"]["iou_median"], 3)
+    result["side_by_side"] = table
+    after = [r for r in result["conditions"] if r["drawing"] == "after"]
+    result["bars"] = {"after_iou_median_at_least_0.7_at_every_throttle": all(r.get("iou_median", 0) >= 0.7 for r in after)}
+    print(json.dumps(result["side_by_side"], indent=1))
+    if args.json:
+        from fer.core.fileio import write_json_atomic
+
+        write_json_atomic(args.json, result)
+    return 0 if all(result["bars"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
