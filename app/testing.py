@@ -190,6 +190,10 @@ class ProcessThrottle:
                 pass
 
     def run(self) -> None:
+        try:  # wake on time on a busy machine: this thread (Linux: pid 0 is the calling thread) runs first
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        except (AttributeError, OSError):
+            pass
         while not self.done.is_set():
             start = time.perf_counter()
             if self.rate <= 1:

@@ -166,13 +166,13 @@ def build(out: str | Path, model: str | Path | None = None, threads: int = 1) ->
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from fer.serving.cli import DEFAULT_MODEL_HELP
-
     p = argparse.ArgumentParser(prog="fer-web", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the static site to DIR")
     b.add_argument("dir", metavar="DIR", help="the site's folder: new, empty, or written by an earlier build")
-    b.add_argument("--model", help=DEFAULT_MODEL_HELP.replace("exported learner", "exported learner with its .onnx"))
+    b.add_argument("--model", help="the expression model: an .onnx (default: $FER_MODEL, else the shipped "
+                   "fer2013_effnet_lite0.onnx), or a .pkl learner whose checked .onnx export lies beside it (the site "
+                   "gets the .onnx)")
     b.add_argument("--threads", type=int, default=1,
                    help="WebAssembly threads the page asks for (default 1: docs/web_speed.md measured 1, 2 and 4)")
     args = p.parse_args(argv)

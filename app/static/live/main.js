@@ -15,11 +15,11 @@
 // root element gets a 'fer-faces' event per processed frame: detail {faces (recognize.js's Face, with faceId and
 // misses), captureTime, width, height}.
 
+import { Box } from './box.js';
 import { cameraError, cameraUnavailable, closeCamera, onFrames, openCamera } from './camera.js';
+import { absoluteUrls } from './config.js';
 import { CorrectionControl } from './correct.js';
 import { drawProbabilities, drawTimeline, drawTracks } from './draw.js';
-import { Box } from './box.js';
-import { absoluteUrls } from './config.js';
 import { buildLiveView } from './markup.js';
 import { faceOf } from './recognize.js';
 import { hasWebAssembly } from './runtime.js';
@@ -36,6 +36,14 @@ export function start(root, config) {
   view.init();
   window.ferLive = view;  // for tests and the console
   return view;
+}
+
+/** A module worker running `url`; from another origin (a page using the modules of a site elsewhere, which must
+ * allow it: CORS), through a same-origin stub that imports it. @param {URL} url @returns {Worker} */
+function startWorker(url) {
+  if (url.origin === location.origin) return new Worker(url, { type: 'module' });
+  const stub = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
+  return new Worker(URL.createObjectURL(stub), { type: 'module' });
 }
 
 /** Absolute URLs for the worker (its own base is its script's URL). */
@@ -131,7 +139,7 @@ export class LiveView {
   /** Load the runtime and models in the worker (once). @returns {Promise<string>} the backend */
   ensureWorker() {
     if (this.ready) return this.ready;
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.worker = startWorker(new URL('./worker.js', import.meta.url));
     this.ready = new Promise((resolve, reject) => {
       this.worker.onmessage = (e) => {
         const m = e.data;
@@ -280,7 +288,9 @@ export class LiveView {
     if (!this.running) { m.bitmap?.close(); return; }
     const { classes, colours } = this.config;
     const computed = this.display === 'computed';
-    const drawn = drawTracks(this.ui.overlay, m.tracks, classes, colours, m.width, m.height,
+    // on the frame they were computed for: where the face is on it (Track.shown); over the live video: as before
+    const tracks = computed ? m.tracks.map((t) => ({ ...t, box: t.shown })) : m.tracks;
+    const drawn = drawTracks(this.ui.overlay, tracks, classes, colours, m.width, m.height,
       { frame: computed ? m.bitmap : null, fade: computed });
     m.bitmap?.close();
     this.shown = { tracks: drawn, display: this.display, at: performance.now() };
@@ -293,7 +303,7 @@ export class LiveView {
     this.timeline.add(main && main.probs, end / 1000);
     this.status(end, end - captureTime);
     this.root.dispatchEvent(new CustomEvent('fer-faces', { detail: {
-      faces: m.tracks.map((t) => ({ ...faceOf(Box.from(t.box), t.probs, classes, t.id), misses: t.misses })),
+      faces: tracks.map((t) => ({ ...faceOf(Box.from(t.box), t.probs, classes, t.id), misses: t.misses })),
       captureTime, width: m.width, height: m.height } }));
     if (this.timeline.due(end / 1000)) {
       drawTimeline(this.ui.plot, this.timeline.points, classes, colours, this.timeline.windowS, end / 1000);
@@ -315,8 +325,9 @@ export class LiveView {
     });
   }
 
-  /** Settings for measuring (benchmarks/web_speed.py): classify tracked faces on every n-th frame (fixed, no
-   * longer following the budget) and stable ones on every n-th. @param {{classifyEvery?: number, stableEvery?: number}} options */
+  /** Settings for measuring (benchmarks/web_speed.py): classify tracked faces on every n-th frame (a number: fixed;
+   * 'budget': following the frame budget, the default) and stable ones on every n-th.
+   * @param {{classifyEvery?: number|'budget', stableEvery?: number}} options */
   setOptions(options) {
     this.worker?.postMessage({ type: 'options', ...options });
   }

@@ -47,6 +47,10 @@ export function faceOf(box, probs, classes, faceId) {
 /** Classifications in a row with the same most probable class after which a tracked face counts as stable. */
 export const STABLE_AFTER = 3;
 
+/** By default a stable tracked face is classified on every STABLE_EVERY-th frame only (1: as any other face);
+ * docs/web_speed.md measured the schedules. */
+export const STABLE_EVERY = 1;
+
 /** Per-stream state: the tracker and the detection schedule (fer.recognize.VideoSession). */
 export class VideoSession {
   /**
@@ -240,7 +244,7 @@ export class FaceRecognizer {
 
   /** A stream's state: tracking and the detection schedule, with the video detector.
    * @param {{classifyEvery?: number, stableEvery?: number}} [options] @returns {VideoSession} */
-  session({ classifyEvery = 1, stableEvery = this.config.stableEvery ?? 1 } = {}) {
+  session({ classifyEvery = 1, stableEvery = this.config.stableEvery ?? STABLE_EVERY } = {}) {
     const session = new VideoSession(this.videoDetector, this.classifier, this.config.session);
     session.classifyEvery = classifyEvery;
     session.stableEvery = stableEvery;

@@ -4,7 +4,8 @@
 // its own boxes); {type: 'reset'}; {type: 'photo', rid, bitmap} (every face of a photo) → {type: 'photo', rid,
 // faces, width, height, bitmap}; {type: 'model', rid, url} (load another model: the page's menu switched it) →
 // {type: 'model', rid, name, backend}; {type: 'crop', rid} (the largest face for a correction) → {type: 'crop',
-// rid, face, probs} (face null without one); {type: 'options', classifyEvery?, stableEvery?} (for measuring);
+// rid, face, probs} (face null without one); {type: 'options', classifyEvery?, stableEvery?} (for measuring:
+// classifyEvery a number, or 'budget' to follow the frame budget again, as by default);
 // failures → {type: 'error', id or rid, message}.
 
 import { largestFace, loadRecognizer } from './recognize.js';
@@ -16,7 +17,7 @@ let latest = null;     // the latest frame with a face: {frame, boxes, tracks}
 let averageMs = 0;
 let budgetMs = 33;
 let sinceChange = 0;
-let adaptive = true;   // classifyEvery follows the budget unless set by an 'options' message
+let adaptive = true;   // classifyEvery follows the budget unless an 'options' message fixes it
 
 /** Classify tracked faces less often when frames take longer than the camera's frame interval. */
 function adapt(ms) {
@@ -28,8 +29,9 @@ function adapt(ms) {
   if (session.classifyEvery !== before) sinceChange = 0;
 }
 
-// each track's box as drawn on this frame (Track.shown), its smoothed probabilities and its misses
-const trackView = (t) => ({ id: t.id, box: t.shown.toJSON(), probs: Array.from(t.probs), misses: t.misses });
+// each track's smoothed box, its box as drawn on this frame (Track.shown), its smoothed probabilities, its misses
+const trackView = (t) => ({ id: t.id, box: t.box.toJSON(), shown: t.shown.toJSON(), probs: Array.from(t.probs),
+  misses: t.misses });
 
 async function handle(message) {
   if (message.type === 'init') {
@@ -60,7 +62,8 @@ async function handle(message) {
     session?.tracker.reset();
     latest = null;
   } else if (message.type === 'options') {
-    if (message.classifyEvery) { session.classifyEvery = message.classifyEvery; adaptive = false; }
+    if (message.classifyEvery === 'budget') { adaptive = true; sinceChange = 0; }
+    else if (message.classifyEvery) { session.classifyEvery = message.classifyEvery; adaptive = false; }
     if (message.stableEvery) session.stableEvery = message.stableEvery;
   } else if (message.type === 'model') {
     const name = await recognizer.useModel(message.url);
