@@ -125,7 +125,8 @@ DETECT_AND_CLASSIFY = """async (frame) => {
 
 PROCESS = """async (frame) => {
   const {session, image} = window.parity;
-  session.classifyEvery = 1;  // as the Python path: every face classified on every frame
+  session.classifyEvery = 1;  // as the Python path: every face classified on every frame,
+  session.stableEvery = 1;    // stable ones too
   const result = await session.process(image(frame));
   return {full: result.full, tracks: result.tracks.map((t) => ({id: t.id, box: t.box.toJSON(), probs: Array.from(t.probs)}))};
 }"""

@@ -266,3 +266,35 @@ def test_the_js_api_example_in_the_docs_runs_as_written(browser, site, astronaut
         assert page.locator("fer-camera .fer-overlay").is_visible() and not errors, errors
     finally:
         context.close()
+
+
+STABLE_SCHEDULE_JS = """async () => {
+  const { Box } = await import(new URL('live/box.js', document.baseURI).href);
+  const { VideoSession } = await import(new URL('live/recognize.js', document.baseURI).href);
+  let label = 3;  // the face's most probable class: happy, then sad from frame 17
+  const detector = { detect: async () => [new Box(100, 100, 60, 60, [], 0.9)] };
+  const classifier = { classify: async (frame, boxes) => boxes.map(() => Float32Array.from({ length: 7 }, (_, k) => (k === label ? 0.9 : 0.1 / 6))) };
+  const session = new VideoSession(detector, classifier, { fullDetectEvery: 1, searchMargin: 0.5, searchFaceWidth: 48,
+    tracker: { alpha: 0.4, iouThreshold: 0.3, maxMisses: 3 } });
+  session.stableEvery = 6;
+  const frame = { width: 320, height: 240, channels: 4, data: new Uint8Array(320 * 240 * 4) };
+  const classified = [];
+  for (let i = 0; i < 32; i++) {
+    if (i === 17) label = 4;
+    classified.push((await session.process(frame)).classified);
+  }
+  return classified;
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_chromium
+def test_a_stable_face_is_classified_every_6th_frame_and_a_change_brings_it_back(browser, visitor):
+    page = visitor.new_page()
+    page.goto(browser.site_url + "manifest.json")  # any page of the site: the modules import from there
+    classified = page.evaluate(STABLE_SCHEDULE_JS)
+    # happy 3 times in a row (frames 0-2) → stable: every 6th frame (8, 14); the change to sad at frame 17 is seen
+    # at 20, and the face is classified on every frame until sad too has held 3 times (20-22), then every 6th (28)
+    assert [i for i, n in enumerate(classified) if n] == [0, 1, 2, 8, 14, 20, 21, 22, 28], classified
+    page.close()

@@ -47,9 +47,10 @@ export function faceOf(box, probs, classes, faceId) {
 /** Classifications in a row with the same most probable class after which a tracked face counts as stable. */
 export const STABLE_AFTER = 3;
 
-/** By default a stable tracked face is classified on every STABLE_EVERY-th frame only (1: as any other face);
+/** By default a stable tracked face is classified on every STABLE_EVERY-th frame only (1: as any other face):
+ * fewer runs of the model for a face whose expression holds, while a change is seen within that many frames;
  * docs/web_speed.md measured the schedules. */
-export const STABLE_EVERY = 1;
+export const STABLE_EVERY = 6;
 
 /** Per-stream state: the tracker and the detection schedule (fer.recognize.VideoSession). */
 export class VideoSession {

@@ -22,7 +22,9 @@ let adaptive = true;   // classifyEvery follows the budget unless an 'options' m
 /** Classify tracked faces less often when frames take longer than the camera's frame interval. */
 function adapt(ms) {
   averageMs = averageMs ? 0.9 * averageMs + 0.1 * ms : ms;
-  if (!adaptive || ++sinceChange < 15) return;  // let the average settle after each change
+  // let the average settle after each change: about a second of frames (15 at most, 3 at least on a slow device)
+  const settle = Math.min(15, Math.max(3, Math.round(1000 / averageMs)));
+  if (!adaptive || ++sinceChange < settle) return;
   const before = session.classifyEvery;
   if (averageMs > budgetMs && before < 3) session.classifyEvery += 1;
   else if (averageMs < 0.6 * budgetMs && before > 1) session.classifyEvery -= 1;
