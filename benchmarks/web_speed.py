@@ -203,9 +203,10 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['rate']:g}× {r['throttle']} ({r['renderer_rate_effective']}) | {r['threads_asked']} "
                      f"(used {r.get('threads')}) | {r['fps']} | {r.get('fer_frame_ms_median')} | {r.get('worker_ms_median')} | "
                      f"{r.get('classified_share')} |")
-    lines += ["", "## When tracked faces are classified (1 thread, interleaved at each throttle)", "",
+    lines += ["", "## When tracked faces are classified (1 thread, interleaved at each throttle, each starting with "
+              "another schedule)", "",
               "| throttle | schedule | frames/s | fer-frame ms | worker ms | frames classified |", "|---|---|---|---|---|---|"]
-    for r in result["schedules"]:
+    for r in sorted(result["schedules"], key=lambda r: (r["rate"], list(SCHEDULES).index(r["schedule"]))):
         lines.append(f"| {r['rate']:g}× {r['throttle']} ({r['renderer_rate_effective']}) | {r['schedule']} | {r['fps']} | "
                      f"{r.get('fer_frame_ms_median')} | {r.get('worker_ms_median')} | {r.get('classified_share')} |")
     f = result["features"]
@@ -279,9 +280,11 @@ def main() -> int:
                     print(json.dumps(row), flush=True)
                 bench.throttled(1, "renderer")
                 if threads == 1:
-                    for rate, kind in ((1, "none"), (4, "renderer"), (8, "renderer")):
+                    for j, (rate, kind) in enumerate(((1, "none"), (4, "renderer"), (8, "renderer"))):
                         bench.throttled(rate, kind)
-                        for name, options in SCHEDULES.items():
+                        names = list(SCHEDULES)
+                        for name in names[j:] + names[:j]:  # each throttle starts with another schedule
+                            options = SCHEDULES[name]
                             page.evaluate("(o) => window.ferLive.setOptions(o)", options)
                             row = {"schedule": name, **options, "rate": rate, "throttle": kind, **bench.measure()}
                             result["schedules"].append(row)

@@ -4,9 +4,9 @@ frame numbered in its pixels), throttled like a slow phone: at every animation f
 frame is on screen and the boxes drawn over it, and each drawn box is compared with the face's true box in THAT
 frame (IoU; no box: 0).
 
-    python benchmarks/web_tracking.py [--seconds 15] [--json docs/web_tracking.json]
+    python benchmarks/web_tracking.py [--seconds 15] [--json docs/web_tracking.json] [--md docs/web_tracking.md]
 
-Two ways of drawing, in the same page, interleaved at each throttle: "before" (display 'latest', the live view as
+Two ways of drawing, in the same page, interleaved at each throttle (in turn first and second): "before" (display 'latest', the live view as
 it was: the newest camera frame under the last boxes computed) and "after" (display 'computed', the default now:
 each processed frame shown with its own boxes, stale boxes fading). Two throttles at 4× and 8×: "renderer" stops
 and restarts Chromium's renderer processes (all their threads, the worker that runs the models included; as a
@@ -79,6 +79,38 @@ def measure(page, seconds: float, truth, throttle: ProcessThrottle) -> dict:
     return {**shown_iou(samples, truth), **frame_figures(measures, seconds), "renderer_rate_effective": effective}
 
 
+def markdown(result: dict) -> str:
+    """docs/web_tracking.md: the side-by-side table of the JSON."""
+    m, clip = result["machine"], result["clip"]
+    lines = ["# Boxes on the faces in what the page shows (benchmarks/web_tracking.py)", "",
+             f"Written by `python benchmarks/web_tracking.py --json docs/web_tracking.json --md docs/web_tracking.md` on "
+             f"{m['cpus']} CPU cores ({m['chromium']}; load average {m['load_average_before'][0]} before, "
+             f"{m['load_average_after'][0]} after). The fake camera plays {clip['frames']} frames at {clip['fps']} "
+             f"frames/s: a face moving {clip['face_speed_px_per_s']} px/s ({clip['path']}); Python's own detections "
+             f"agree with the true box at IoU {clip['python_detections_iou_median']} (median). At every animation "
+             "frame the page's drawn boxes are compared with the true face box of the camera frame on screen (IoU; no "
+             "box: 0). Before: display `latest` (the newest camera frame under the last boxes computed: the page "
+             "before this change); after: display `computed` (each processed frame with its own boxes, the default "
+             "now). Both in the same page, interleaved at each throttle. Throttles: `renderer` stops and restarts "
+             "Chromium's renderer processes (every thread slowed, the models' worker included; the rate achieved in "
+             "brackets), `cdp` is DevTools' CPU throttling (the page's main thread only: Chromium refuses it for "
+             "workers).", "",
+             "| throttle | IoU median before | after | IoU 10th percentile before | after | no box shown before | after "
+             "| frames/s before | after | fer-frame ms before | after |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows: dict = {}
+    for r in result["conditions"]:
+        rows.setdefault((r["rate"], r["throttle"]), {})[r["drawing"]] = r
+    for (rate, kind), pair in rows.items():
+        b, a = pair.get("before", {}), pair.get("after", {})
+        effective = a.get("renderer_rate_effective", 1.0)
+        cells = [f"{rate:g}× {kind}" + (f" ({effective})" if kind == "renderer" else "")]
+        for key in ("iou_median", "iou_p10", "share_without_box", "fps", "fer_frame_ms_median"):
+            cells += [str(b.get(key)), str(a.get(key))]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Bar (after: IoU median ≥ 0.7 at every throttle): {result['bars']}", ""]
+    return "\n".join(lines)
+
+
 def chromium_version() -> str:
     try:
         return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
@@ -93,6 +125,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=4, help="seconds after each change before measuring")
     p.add_argument("--rates", default="1,4,8", help="throttle rates")
     p.add_argument("--json", help="write the figures here (e.g. docs/web_tracking.json)")
+    p.add_argument("--md", help="and the table here (e.g. docs/web_tracking.md)")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -128,17 +161,18 @@ def main() -> int:
         cdp = page.context.new_cdp_session(page)
         throttle = ProcessThrottle(renderer_pids())
         try:
-            for rate in rates:
-                for kind in (["none"] if rate == 1 else ["renderer", "cdp"]):
-                    throttle.rate = rate if kind == "renderer" else 1
-                    cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate if kind == "cdp" else 1})
-                    for name, display in DISPLAYS.items():
-                        page.evaluate("(d) => { window.ferLive.display = d; }", display)
-                        time.sleep(args.warmup)
-                        figures = measure(page, args.seconds, truth, throttle)
-                        row = {"rate": rate, "throttle": kind, "drawing": name, "display": display, **figures}
-                        result["conditions"].append(row)
-                        print(json.dumps(row), flush=True)
+            settings = [(rate, kind) for rate in rates for kind in (["none"] if rate == 1 else ["renderer", "cdp"])]
+            for i, (rate, kind) in enumerate(settings):
+                throttle.rate = rate if kind == "renderer" else 1
+                cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate if kind == "cdp" else 1})
+                order = list(DISPLAYS.items())  # before, after; then after, before: a drifting machine hits both alike
+                for name, display in order[::-1] if i % 2 else order:
+                    page.evaluate("(d) => { window.ferLive.display = d; }", display)
+                    time.sleep(args.warmup)
+                    figures = measure(page, args.seconds, truth, throttle)
+                    row = {"rate": rate, "throttle": kind, "drawing": name, "display": display, **figures}
+                    result["conditions"].append(row)
+                    print(json.dumps(row), flush=True)
         finally:
             throttle.close()
         browser.close()
@@ -158,6 +192,8 @@ def main() -> int:
         from fer.core.fileio import write_json_atomic
 
         write_json_atomic(args.json, result)
+    if args.md:
+        Path(args.md).write_text(markdown(result))
     return 0 if all(result["bars"].values()) else 1
 
 

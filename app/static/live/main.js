@@ -303,7 +303,7 @@ export class LiveView {
     this.timeline.add(main && main.probs, end / 1000);
     this.status(end, end - captureTime);
     this.root.dispatchEvent(new CustomEvent('fer-faces', { detail: {
-      faces: tracks.map((t) => ({ ...faceOf(Box.from(t.box), t.probs, classes, t.id), misses: t.misses })),
+      faces: tracks.map((t) => ({ ...faceOf(Box.from(t.box), t.probs, classes, t.id + 1), misses: t.misses })),
       captureTime, width: m.width, height: m.height } }));
     if (this.timeline.due(end / 1000)) {
       drawTimeline(this.ui.plot, this.timeline.points, classes, colours, this.timeline.windowS, end / 1000);

@@ -24,8 +24,8 @@ import { FaceTracker } from './tracking.js';
 
 /**
  * One face (fer.serving.recognize.FaceResult): its box (with the detector's landmarks and score), the most
- * probable class and its probability, every class's probability, the landmarks by name, and in a stream the id of
- * its track.
+ * probable class and its probability, every class's probability, the landmarks by name, and in a stream its
+ * track's number (`faceId`: 1, 2, ... in order of appearance, as Python's face_id).
  * @typedef {{box: Box, label: string, confidence: number, probabilities: Object<string, number>,
  *            landmarks: Object<string, number[]>, faceId?: number}} Face
  */
@@ -267,7 +267,7 @@ export class FaceRecognizer {
       try {
         const frame = pixelsOf(video);
         const result = await session.process(frame);
-        onFaces(result.tracks.map((t) => faceOf(t.shown, t.probs, this.classes, t.id)),
+        onFaces(result.tracks.map((t) => faceOf(t.shown, t.probs, this.classes, t.id + 1)),
           { captureTime, width: frame.width, height: frame.height, full: result.full });
       } catch (e) {
         console.error(`fer: a frame failed: ${e?.message || e}`);
