@@ -1,7 +1,7 @@
 // Detect → track → classify, as fer.serving.recognize does: FaceRecognizer (every face of a photo, left to right;
 // a stream's session) and VideoSession, scheduled as fer.serving.recognize.VideoSession: a full-frame
-// detection every few frames (and whenever nothing is tracked), and on the frames between, a small search
-// around where each tracked face is expected.
+// detection every few frames (and whenever nothing is tracked or a tracked face was just missed), and on the
+// frames between, a small search around where each tracked face is expected.
 
 import { pyRound } from './box.js';
 import { onFrames } from './camera.js';
@@ -77,7 +77,10 @@ export class VideoSession {
     const shape = `${frame.width}x${frame.height}`;
     if (this.shape !== shape) { this.tracker.reset(); this.shape = shape; }  // new camera or resolution
     this.frames += 1;
-    if (!this.tracker.tracks.length || (this.frames - 1) % this.fullDetectEvery === 0) {
+    const tracks = this.tracker.tracks;
+    // the whole frame: on schedule, with nothing tracked, or after a tracked face was missed (it moved further than
+    // its search region reached: a slow device's frames lie far apart)
+    if (!tracks.length || (this.frames - 1) % this.fullDetectEvery === 0 || tracks.some((t) => t.misses > 0)) {
       return { boxes: await this.detector.detect(frame), full: true };
     }
     const found = [];
