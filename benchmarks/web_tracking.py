@@ -5,6 +5,7 @@ frame is on screen and the boxes drawn over it, and each drawn box is compared w
 frame (IoU; no box: 0).
 
     python benchmarks/web_tracking.py [--seconds 15] [--json docs/web_tracking.json] [--md docs/web_tracking.md]
+    python benchmarks/web_tracking.py --from-json docs/web_tracking.json --md docs/web_tracking.md   # the table again
 
 Two ways of drawing, in the same page, interleaved at each throttle (in turn first and second): "before" (display 'latest', the live view as
 it was: the newest camera frame under the last boxes computed) and "after" (display 'computed', the default now:
@@ -89,9 +90,11 @@ def markdown(result: dict) -> str:
              f"frames/s: a face moving {clip['face_speed_px_per_s']} px/s ({clip['path']}); Python's own detections "
              f"agree with the true box at IoU {clip['python_detections_iou_median']} (median). At every animation "
              "frame the page's drawn boxes are compared with the true face box of the camera frame on screen (IoU; no "
-             "box: 0). Before: display `latest` (the newest camera frame under the last boxes computed: the page "
-             "before this change); after: display `computed` (each processed frame with its own boxes, the default "
-             "now). Both in the same page, interleaved at each throttle. Throttles: `renderer` stops and restarts "
+             "box: 0). Before: display `latest` (the newest camera frame under the last boxes computed: the page's "
+             "drawing before this change); after: display `computed` (each processed frame with its own boxes, the "
+             "default now). Both in the same page, interleaved at each throttle, with the same detection schedule "
+             "(today's: a tracked face that was missed is searched for in the whole next frame): only the drawing "
+             "differs. Throttles: `renderer` stops and restarts "
              "Chromium's renderer processes (every thread slowed, the models' worker included; the rate achieved in "
              "brackets), `cdp` is DevTools' CPU throttling (the page's main thread only: Chromium refuses it for "
              "workers).", "",
@@ -126,7 +129,11 @@ def main() -> int:
     p.add_argument("--rates", default="1,4,8", help="throttle rates")
     p.add_argument("--json", help="write the figures here (e.g. docs/web_tracking.json)")
     p.add_argument("--md", help="and the table here (e.g. docs/web_tracking.md)")
+    p.add_argument("--from-json", type=Path, help="write --md from this JSON of an earlier run, measuring nothing")
     args = p.parse_args()
+    if args.from_json:
+        Path(args.md).write_text(markdown(json.loads(args.from_json.read_text())))
+        return 0
     from playwright.sync_api import sync_playwright
 
     from fer.web import build
