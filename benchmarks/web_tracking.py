@@ -7,9 +7,10 @@ frame (IoU; no box: 0).
     python benchmarks/web_tracking.py [--seconds 15] [--json docs/web_tracking.json] [--md docs/web_tracking.md]
     python benchmarks/web_tracking.py --from-json docs/web_tracking.json --md docs/web_tracking.md   # the table again
 
-Two ways of drawing, in the same page, interleaved at each throttle (in turn first and second): "before" (display 'latest', the live view as
-it was: the newest camera frame under the last boxes computed) and "after" (display 'computed', the default now:
-each processed frame shown with its own boxes, stale boxes fading). Two throttles at 4× and 8×: "renderer" stops
+Two ways of drawing, in the same page, interleaved at each throttle (in turn first and second): "before" (display
+'latest', the live view's drawing as it was: the newest camera frame under the last boxes computed) and "after"
+(display 'computed', the default now: each processed frame shown with its own boxes, stale boxes fading); both
+with today's detection schedule. Two throttles at 4× and 8×: "renderer" stops
 and restarts Chromium's renderer processes (all their threads, the worker that runs the models included; as a
 slow phone), "cdp" is Chromium's own CPU throttling (DevTools' Emulation.setCPUThrottlingRate), which slows the
 page's main thread only: Chromium refuses it for workers. Frames/s and camera-to-labels latency are the page's
@@ -33,8 +34,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 from fer.serving.model_files import DEFAULT_ONNX
-from fer_app.testing import (CHROMIUM, FLAGS, SAMPLE_SHOWN_JS, ProcessThrottle, moving_face_clip, renderer_pids,
-                             serving_folder, shown_iou, write_y4m)
+from fer_app.testing import (
+    CHROMIUM,
+    FLAGS,
+    SAMPLE_SHOWN_JS,
+    ProcessThrottle,
+    moving_face_clip,
+    renderer_pids,
+    serving_folder,
+    shown_iou,
+    write_y4m,
+)
 
 #: the camera: 640×480 at 30 frames/s; the face moves 3 px a frame (90 px/s), 60 frames each way
 FPS, SPEED, STEPS = 30, 3, 60
@@ -152,7 +162,8 @@ def main() -> int:
         "site": {"version": site["version"], "model": site["model"]},
         "displays": {"before": "latest: the newest camera frame under the last boxes computed (the page before this change)",
                      "after": "computed: each processed frame with its own boxes, stale boxes fading (the default now)"},
-        "throttles": {"renderer": "Chromium's renderer processes stopped and restarted (SIGSTOP/SIGCONT, 50 ms period; the rate achieved is renderer_rate_effective): "
+        "throttles": {"renderer": "Chromium's renderer processes stopped and restarted (SIGSTOP/SIGCONT, 50 ms period; "
+                                  "the rate achieved is renderer_rate_effective): "
                                   "every thread, the models' worker included, gets 1/rate of the time",
                       "cdp": "Emulation.setCPUThrottlingRate: the page's main thread only (Chromium refuses it for "
                              "workers: 'Operation is only supported for pages, not workers')"},

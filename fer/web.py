@@ -159,14 +159,16 @@ def build(out: str | Path, model: str | Path | None = None, threads: int = 1) ->
     files = site_files(out)
     stamp = version(out, files)
     worker = (static_dir() / "site" / "sw.js").read_text()
-    (out / "sw.js").write_text(worker.replace("'__VERSION__'", json.dumps(stamp)).replace("__FILES__", json.dumps(files)))
+    worker = worker.replace("'__VERSION__'", json.dumps(stamp)).replace("__FILES__", json.dumps(files))
+    (out / "sw.js").write_text(worker)
     (out / MARKER).write_text(json.dumps({"version": stamp, "model": onnx.name}) + "\n")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"folder": str(out), "files": len(files) + 1, "bytes": size, "version": stamp, "model": onnx.name}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="fer-web", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="fer-web", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the static site to DIR")
     b.add_argument("dir", metavar="DIR", help="the site's folder: new, empty, or written by an earlier build")

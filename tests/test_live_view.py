@@ -234,8 +234,8 @@ def test_page_keeps_one_box_per_face_as_python_does(parity_page):
     other, half = Box(500, 60, 80, 100, score=0.5), Box(298, 64, 42, 96, score=0.8)
     cases = [[cut, other, whole], [whole, cut], [Box(0, 0, 50, 50), Box(2, 2, 50, 50)],
              [half, Box(256, 58, 86, 105, score=0.9)], []]
-    as_json = lambda b: {"x": b.x, "y": b.y, "w": b.w, "h": b.h, "score": b.score}  # noqa: E731
-    kept = page.evaluate(DISTINCT_BOXES, [[as_json(b) for b in boxes] for boxes in cases])
+    kept = page.evaluate(DISTINCT_BOXES, [[{"x": b.x, "y": b.y, "w": b.w, "h": b.h, "score": b.score} for b in boxes]
+                                          for boxes in cases])
     assert [[(b["x"], b["y"], b["w"], b["h"]) for b in js] for js in kept] == [
         [(b.x, b.y, b.w, b.h) for b in distinct_boxes(boxes)] for boxes in cases]
 

@@ -23,8 +23,17 @@ from fer.serving.live import YUNET_DYNAMIC, live_settings
 from fer.serving.model_files import DEFAULT_ONNX
 from fer.web import ORT_FILES, BuildError, build
 from fer_app.settings import STATIC_DIR
-from fer_app.testing import (CHROMIUM, FLAGS, SAMPLE_SHOWN_JS, ProcessThrottle, moving_face_clip, renderer_pids,
-                             serving_folder, shown_iou, write_y4m)
+from fer_app.testing import (
+    CHROMIUM,
+    FLAGS,
+    SAMPLE_SHOWN_JS,
+    ProcessThrottle,
+    moving_face_clip,
+    renderer_pids,
+    serving_folder,
+    shown_iou,
+    write_y4m,
+)
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 needs_model = pytest.mark.skipif(not DEFAULT_ONNX.exists(), reason="needs the shipped .onnx")
@@ -235,7 +244,8 @@ def test_a_photo_dropped_in_the_page_gets_its_faces_and_is_not_uploaded(browser,
 def doc_examples() -> list[str]:
     """The HTML blocks of docs/web.md that say a test runs them."""
     text = (ROOT / "docs" / "web.md").read_text()
-    return re.findall(r"<!-- tested: tests/test_web.py runs this block as written -->\n```html\n(.*?)```", text, re.S)
+    marker = "<!-- tested: tests/test_web.py runs this block as written -->"
+    return re.findall(re.escape(marker) + r"\n```html\n(.*?)```", text, re.DOTALL)
 
 
 def test_the_docs_have_both_examples():
@@ -273,7 +283,8 @@ STABLE_SCHEDULE_JS = """async () => {
   const { VideoSession } = await import(new URL('live/recognize.js', document.baseURI).href);
   let label = 3;  // the face's most probable class: happy, then sad from frame 17
   const detector = { detect: async () => [new Box(100, 100, 60, 60, [], 0.9)] };
-  const classifier = { classify: async (frame, boxes) => boxes.map(() => Float32Array.from({ length: 7 }, (_, k) => (k === label ? 0.9 : 0.1 / 6))) };
+  const probs = () => Float32Array.from({ length: 7 }, (_, k) => (k === label ? 0.9 : 0.1 / 6));
+  const classifier = { classify: async (frame, boxes) => boxes.map(probs) };
   const session = new VideoSession(detector, classifier, { fullDetectEvery: 1, searchMargin: 0.5, searchFaceWidth: 48,
     tracker: { alpha: 0.4, iouThreshold: 0.3, maxMisses: 3 } });
   session.stableEvery = 6;
