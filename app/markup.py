@@ -1,4 +1,5 @@
-"""The page's own text and markup (the live view's elements; its script and style are page/live_view.js and .css)."""
+"""The page's own text and markup: the live view's root (its elements come from static/live/markup.js, the one
+place they are written; its start-up script is page/live_view.js, its style static/live/live_view.css)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 
 from fer.core.card import suite_figures, suite_path
 from fer.serving.recognize import FaceRecognizer
-from fer_app.settings import CACHE_SWEEP, LIVE_PLOT_S, PAGE_DIR, VIDEO_MAX_MB, VIDEO_MAX_S
+from fer_app.settings import CACHE_SWEEP, LIVE_PLOT_S, PAGE_DIR, STATIC_DIR, VIDEO_MAX_MB, VIDEO_MAX_S
 
-#: The script that starts the live view's modules in the page, and their style (files in page/).
+#: The script that starts the live view's modules in the page (page/), and their style (shared with the static
+#: site and <fer-camera>: static/live/).
 LIVE_VIEW_JS = (PAGE_DIR / "live_view.js").read_text()
-LIVE_VIEW_CSS = (PAGE_DIR / "live_view.css").read_text()
+LIVE_VIEW_CSS = (STATIC_DIR / "live" / "live_view.css").read_text()
 
 
 def describe(recognizer: FaceRecognizer) -> str:
@@ -97,32 +99,12 @@ def not_sure_text(recognizer: FaceRecognizer) -> str:
             f" or its quality under {rule.min_quality:g}): its probabilities are still shown.")
 
 
-def live_correction_markup(classes: list[str]) -> str:
-    """The live view's "wrong? pick the label" controls for the largest face (only with ``--feedback``)."""
-    options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in classes)
-    return f"""<div class="fer-correct"><label>Wrong? The right expression of the largest face
-<select class="fer-correct-label"><option value="">pick…</option>{options}</select></label>
-<button class="fer-correct-save" type="button" disabled>Save correction</button>
-<span class="fer-correct-status" role="status"></span></div>"""
-
-
 def live_view_markup(config: dict | None, reason: str) -> str:
-    """The live view's elements; the page's modules (app/static/live/main.js) bring them to life."""
+    """The live view's root with its settings and status line; the page's modules (static/live/main.js, whose
+    markup.js writes the elements) bring it to life. Without ``config`` the status says why it is off."""
     data = html.escape(json.dumps(config), quote=True) if config else ""
-    correct = live_correction_markup(config["classes"]) if config and config.get("feedback") else ""
-    model = html.escape(config["modelName"]) if config else ""
     status = ("Frames are processed on this device." if config else
               f"The live view is off ({html.escape(reason)}): frames are sent to the server and processed there.")
     return f"""<div class="fer-live" data-config="{data}">
-<div class="fer-content"{'' if config else ' hidden'}>
-<div class="fer-bar"><button class="fer-start" type="button" disabled>Start</button>
-<label>Camera <select class="fer-facing"><option value="user">front</option><option value="environment">back</option>
-</select></label>
-<span class="fer-model">Model: <b class="fer-model-name">{model}</b></span></div>
-<div class="fer-main"><div class="fer-stage"><video muted playsinline autoplay></video><canvas class="fer-overlay">
-</canvas></div><div class="fer-probs"></div></div>
-{correct}
-<canvas class="fer-timeline"></canvas>
-</div>
 <p class="fer-status">{status}</p>
 </div>"""

@@ -125,7 +125,8 @@ DETECT_AND_CLASSIFY = """async (frame) => {
 
 PROCESS = """async (frame) => {
   const {session, image} = window.parity;
-  session.classifyEvery = 1;  // as the Python path: every face classified on every frame
+  session.classifyEvery = 1;  // as the Python path: every face classified on every frame,
+  session.stableEvery = 1;    // stable ones too
   const result = await session.process(image(frame));
   return {full: result.full, tracks: result.tracks.map((t) => ({id: t.id, box: t.box.toJSON(), probs: Array.from(t.probs)}))};
 }"""
@@ -191,8 +192,8 @@ def test_page_finds_and_classifies_faces_as_python_does(parity_page):
 @pytest.mark.slow
 def test_page_tracks_a_moving_face_as_python_does(parity_page):
     """Fifteen frames of a face moving 6 px a frame, then a cut back to where it began and four more: full
-    detections on frames 1, 6, 11, 16 and searches near the tracked faces between them (after the cut, near
-    the old track too, whose search region cuts the face: the whole face must win, fer.serving.recognize.distinct_boxes),
+    detections on frames 1, 6, 11, 16 and searches near the tracked faces between them; after the cut (on a full
+    detection) the old track misses its face, so the next frames search the whole frame again until it is dropped;
     tracking and smoothing — the page's tracks equal Python's on every frame."""
     page, recognizer = parity_page
     page.evaluate("() => { const p = window.parity; p.session.tracker.reset(); p.session.frames = 0; p.session.shape = null; }")
@@ -209,9 +210,34 @@ def test_page_tracks_a_moving_face_as_python_does(parity_page):
         assert [t["id"] for t in js["tracks"]] == [t.id for t in tracks]
         if i == 0:
             base_width = tracks[0].box.w
-    assert fulls == [i % 5 == 0 for i in range(19)]  # the schedule: full detection every 5th frame
+    # the schedule: full detection every 5th frame, and after the old track's misses (16-18; dropped after 18)
+    assert fulls == [i % 5 == 0 or i in (16, 17, 18) for i in range(19)]
     seen = [t for t in tracks if t.misses == 0]
     assert len(seen) == 1 and seen[0].box.w >= 0.9 * base_width  # one face, whole: half of it is no second face
+
+
+DISTINCT_BOXES = """async (cases) => {
+  const {recognize, box} = window.parity;
+  return cases.map((boxes) => recognize.distinctBoxes(boxes.map((b) => box.Box.from(b))).map((b) => b.toJSON()));
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_keeps_one_box_per_face_as_python_does(parity_page):
+    """When the searches near two tracks find one face twice (whole, and cut by a search region's edge), the page
+    keeps the box Python keeps (fer.serving.recognize.distinct_boxes)."""
+    from fer.serving.recognize import distinct_boxes
+
+    page, _ = parity_page
+    whole, cut = Box(254, 58, 86, 105, score=0.93), Box(290, 64, 49, 98, score=0.87)
+    other, half = Box(500, 60, 80, 100, score=0.5), Box(298, 64, 42, 96, score=0.8)
+    cases = [[cut, other, whole], [whole, cut], [Box(0, 0, 50, 50), Box(2, 2, 50, 50)],
+             [half, Box(256, 58, 86, 105, score=0.9)], []]
+    kept = page.evaluate(DISTINCT_BOXES, [[{"x": b.x, "y": b.y, "w": b.w, "h": b.h, "score": b.score} for b in boxes]
+                                          for boxes in cases])
+    assert [[(b["x"], b["y"], b["w"], b["h"]) for b in js] for js in kept] == [
+        [(b.x, b.y, b.w, b.h) for b in distinct_boxes(boxes)] for boxes in cases]
 
 
 @pytest.mark.browser
@@ -349,7 +375,7 @@ NOT_SURE_PANEL = """async ({probs, quality, rule}) => {
   const base = new URL(config.moduleUrl, document.baseURI).href.replace(/main\\.js$/, '');
   const draw = await import(base + 'draw.js');
   const panel = document.createElement('div');
-  draw.drawProbabilities(panel, probs, config.classes, config.colours, quality, rule);
+  draw.drawProbabilities(panel, probs, config.classes, config.colours, {quality, rule});
   return {head: panel.querySelector('.fer-label').textContent, seen: panel.querySelector('.fer-quality')?.textContent};
 }"""
 

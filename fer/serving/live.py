@@ -51,10 +51,11 @@ def browser_model(model: str | Path) -> tuple[Path | None, str]:
 
 
 def live_settings(recognizer: FaceRecognizer, session: VideoSession | None = None) -> dict:
-    """The Python path's settings as the page's modules take them (JSON-ready). Raises ValueError when the
-    recognizer's video detector is not YuNet (the page runs YuNet only)."""
-    detector = recognizer.video_detector
-    if not isinstance(detector, YuNetFaceDetector):
+    """The Python path's settings as the page's modules take them (JSON-ready): ``detector`` for streams,
+    ``photoDetector`` for photos (:meth:`FaceRecognizer.analyze`). Raises ValueError when the recognizer's
+    detectors are not YuNet (the page runs YuNet only)."""
+    detector, photo = recognizer.video_detector, recognizer.detector
+    if not isinstance(detector, YuNetFaceDetector) or not isinstance(photo, YuNetFaceDetector):
         raise ValueError(f"the page runs YuNet; this app detects faces with {recognizer.detector_name}")
     session = session or VideoSession()
     tracker: FaceTracker = session.tracker
@@ -65,6 +66,8 @@ def live_settings(recognizer: FaceRecognizer, session: VideoSession | None = Non
                     if c in CLASS_COLOURS},
         "detector": {"detectWidth": detector.detect_width, "scoreThreshold": detector.score_threshold,
                      "nmsThreshold": detector.nms_threshold, "minFace": detector.min_face},
+        "photoDetector": {"detectWidth": photo.detect_width, "scoreThreshold": photo.score_threshold,
+                          "nmsThreshold": photo.nms_threshold, "minFace": photo.min_face},
         "crop": asdict(recognizer.crop),
         "session": {"fullDetectEvery": session.full_detect_every, "searchMargin": session.search_margin,
                     "searchFaceWidth": session.search_face_width,

@@ -214,7 +214,8 @@ class VideoSession:
     matched to tracks (:class:`fer.serving.tracking.FaceTracker`, which smooths boxes and probabilities).
 
     Detection: ``full_detect_every=1`` searches the whole frame every time; above 1, a full-frame detection runs
-    every ``full_detect_every`` frames (and whenever nothing is tracked) and, on the frames in between, each
+    every ``full_detect_every`` frames (and whenever nothing is tracked or a tracked face was missed on the last
+    analysed frame) and, on the frames in between, each
     tracked face is searched for only near its last box (``search_margin`` × its size around it), in a copy of
     that region scaled so the face is about ``search_face_width`` pixels wide. ``every`` analyses every N-th frame
     only (the others are answered with the tracks as they stand). ``detect_async`` classifies the faces of up to
@@ -282,8 +283,12 @@ class VideoSession:
         self._pending.append((index, timestamp_ms, frame, boxes))
 
     def detect_boxes(self, frame: np.ndarray, analysed: int) -> list[Box]:
-        """The faces of the ``analysed``-th analysed frame, by this session's schedule."""
-        if not self.tracker.tracks or analysed % self.full_detect_every == 0:
+        """The faces of the ``analysed``-th analysed frame, by this session's schedule: the whole frame every
+        ``full_detect_every`` analysed frames, when nothing is tracked, and after a tracked face was missed (it
+        moved further than its search region reached: a slow device's frames lie far apart); else searches near
+        each tracked face."""
+        tracks = self.tracker.tracks
+        if not tracks or analysed % self.full_detect_every == 0 or any(t.misses for t in tracks):
             return self.detector.detect(frame)
         return distinct_boxes([box for track in self.tracker.tracks
                                for box in self.search_near(frame, track.expected)])

@@ -9,6 +9,10 @@ import { resizeToWidth } from './images.js';
 /** @typedef {import('./images.js').Image} Image */
 
 const STRIDES = [8, 16, 32];
+
+/** YuNet's landmarks, in its order ("right" is the person's right: the eye on the image's left), as
+ * fer.serving.detect.LANDMARK_NAMES. */
+export const LANDMARK_NAMES = ['right_eye', 'left_eye', 'nose', 'mouth_right', 'mouth_left'];
 const f32 = Math.fround;
 
 /** The network's input for an image: BGR float planes (0–255), padded with zeros to multiples of 32.

@@ -1,13 +1,14 @@
-// Drawing what the Webcam tab shows: each tracked face's box and label over the camera picture (as
-// fer/draw.py: colour per class, line width and text size following the box; "?" for a face the app's rule
-// calls not sure), the largest face's probabilities and quality, and its expressions over the last seconds.
+// Drawing what the live view (the Webcam tab, the static site, <fer-camera>) and the photo panel show: each face's
+// box and label over the picture it was computed for (as fer/draw.py: colour per class, line width and text size
+// following the box; "?" in white for a face the app's rule calls not sure), the largest face's probabilities and
+// quality, and its expressions over the last seconds.
 
 import { isUncertain } from './quality.js';
 
 /** What a not-sure face shows instead of its label (fer.serving.draw.NOT_SURE). */
 export const NOT_SURE = '?';
 
-/** @typedef {{id: number, box: {x: number, y: number, w: number, h: number}, probs: number[],
+/** @typedef {{id: number, box: {x: number, y: number, w: number, h: number}, probs: number[], misses?: number,
  *             quality?: import('./quality.js').FaceQuality|null}} TrackView */
 
 /** The best class of a face. @param {number[]} probs @param {string[]} classes @returns {{label: string, confidence: number}} */
@@ -17,44 +18,69 @@ export function best(probs, classes) {
   return { label: classes[k], confidence: probs[k] };
 }
 
-/** Boxes and `label NN%` (`?` when `rule` calls the face not sure) for every track on a transparent canvas the
- * size of the camera frame.
+/** How opaque a track's box is drawn when its face was not found on the last `misses` frames: a stale box fades
+ * at once and is gone on the second miss (the tracker keeps it a little longer, to pick the face up again).
+ * @param {number} misses @returns {number} */
+export function staleAlpha(misses) {
+  return misses <= 0 ? 1 : misses === 1 ? 0.4 : 0;
+}
+
+/** Boxes and `label NN%` (`?` in white when `rule` calls the face not sure, from its confidence and its
+ * `quality`) for every track on a canvas the size of the camera frame: over `frame` (the picture the boxes were
+ * computed for) when given, else on a transparent canvas laid over the video; with `fade`, stale tracks fade
+ * ({@link staleAlpha}).
  * @param {HTMLCanvasElement} canvas @param {TrackView[]} tracks @param {string[]} classes
  * @param {Object<string, string>} colours class → CSS colour @param {number} width @param {number} height
- * @param {import('./quality.js').NotSureRule} [rule] */
-export function drawTracks(canvas, tracks, classes, colours, width, height, rule) {
+ * @param {{frame?: CanvasImageSource, fade?: boolean, rule?: import('./quality.js').NotSureRule}} [options]
+ * @returns {TrackView[]} the tracks drawn */
+export function drawTracks(canvas, tracks, classes, colours, width, height,
+  { frame = null, fade = false, rule = undefined } = {}) {
   if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
   const ctx = canvas.getContext('2d');
-  ctx.clearRect(0, 0, width, height);
+  if (frame) ctx.drawImage(frame, 0, 0, width, height); else ctx.clearRect(0, 0, width, height);
   const thickness = Math.max(2, Math.round(Math.min(width, height) / 240));
+  const drawn = [];
   for (const track of tracks) {
-    const { x, y, w, h } = track.box;
+    const alpha = fade ? staleAlpha(track.misses || 0) : 1;
+    if (alpha <= 0) continue;
+    ctx.globalAlpha = alpha;
     const { label, confidence } = best(track.probs, classes);
-    const unsure = isUncertain(confidence, track.quality, rule);
-    const colour = unsure ? '#ffffff' : colours[label] || '#ffffff';
-    ctx.lineWidth = thickness;
-    ctx.strokeStyle = colour;
-    ctx.strokeRect(x, y, w, h);
-    const text = unsure ? NOT_SURE : `${label} ${Math.round(confidence * 100)}%`;
-    const px = Math.round(30 * Math.max(0.5, w / 200));
-    ctx.font = `bold ${px}px sans-serif`;
-    const tw = ctx.measureText(text).width, th = px;
-    const top = y - th - 6 >= 0 ? y - th - 6 : y + h;
-    ctx.fillStyle = colour;
-    ctx.fillRect(x, top, tw + 8, th + 6);
-    ctx.fillStyle = '#000000';
-    ctx.textBaseline = 'top';
-    ctx.fillText(text, x + 4, top + 3);
+    drawLabelledBox(ctx, track.box, { label, confidence, unsure: isUncertain(confidence, track.quality, rule) },
+      colours, thickness);
+    drawn.push(track);
   }
+  ctx.globalAlpha = 1;
+  return drawn;
+}
+
+/** One box and its label (`?` in white for a not-sure face) as fer/draw.py draws it. */
+function drawLabelledBox(ctx, { x, y, w, h }, { label, confidence, unsure = false }, colours, thickness) {
+  const colour = unsure ? '#ffffff' : colours[label] || '#ffffff';
+  ctx.lineWidth = thickness;
+  ctx.strokeStyle = colour;
+  ctx.strokeRect(x, y, w, h);
+  const text = unsure ? NOT_SURE : `${label} ${Math.round(confidence * 100)}%`;
+  const px = Math.round(30 * Math.max(0.5, w / 200));
+  ctx.font = `bold ${px}px sans-serif`;
+  const tw = ctx.measureText(text).width, th = px;
+  const top = y - th - 6 >= 0 ? y - th - 6 : y + h;
+  ctx.fillStyle = colour;
+  ctx.fillRect(x, top, tw + 8, th + 6);
+  ctx.fillStyle = '#000000';
+  ctx.textBaseline = 'top';
+  ctx.fillText(text, x + 4, top + 3);
 }
 
 /** The largest face's probabilities as bars, best first (like the server view's label panel), under its label
  * (`? not sure` when `rule` calls it so) and its quality.
  * @param {HTMLElement} panel @param {number[]|null} probs @param {string[]} classes @param {Object<string, string>} colours
- * @param {import('./quality.js').FaceQuality|null} [quality] @param {import('./quality.js').NotSureRule} [rule] */
-export function drawProbabilities(panel, probs, classes, colours, quality = null, rule = undefined) {
+ * @param {{none?: string, title?: string, quality?: import('./quality.js').FaceQuality|null,
+ *          rule?: import('./quality.js').NotSureRule}} [options] what to say without a face; a title before the
+ *   label ("face 1: "); the face's quality and the "not sure" rule */
+export function drawProbabilities(panel, probs, classes, colours,
+  { none = 'No face in view.', title = '', quality = null, rule = undefined } = {}) {
   if (!probs) {
-    panel.replaceChildren(Object.assign(document.createElement('p'), { className: 'fer-none', textContent: 'No face in view.' }));
+    panel.replaceChildren(Object.assign(document.createElement('p'), { className: 'fer-none', textContent: none }));
     return;
   }
   const order = classes.map((c, i) => [c, probs[i]]).sort((a, b) => b[1] - a[1]);
@@ -62,6 +88,7 @@ export function drawProbabilities(panel, probs, classes, colours, quality = null
   const head = Object.assign(document.createElement('h3'), { className: 'fer-label',
     textContent: unsure ? `${NOT_SURE} not sure (${order[0][0]}?)` : order[0][0] });
   head.dataset.uncertain = String(unsure);
+  if (title) head.prepend(Object.assign(document.createElement('span'), { className: 'fer-face', textContent: title }));
   const seen = quality ? Object.assign(document.createElement('p'), { className: 'fer-quality',
     textContent: `face quality: ${quality.band} (${quality.quality.toFixed(2)}`
       + `${quality.limit ? `; limited by ${quality.limit}` : ''})` }) : null;

@@ -1,39 +1,59 @@
-// The Webcam tab's live view: the camera picture with each face's box and label, the largest face's
-// probabilities and its last seconds, all computed in this page (worker.js runs YuNet and the app's model
-// with onnxruntime-web). Frames never leave the device. The switch #where moves processing to the server
-// (the Gradio stream beside this view); browsers without WebAssembly are moved there automatically.
+// The live view (the app's Webcam tab, the static site, <fer-camera>): the camera picture with each face's box and
+// label ("?" where the app's "not sure" rule, config.notSure, calls the face so), the largest face's probabilities
+// and quality, and its last seconds, all computed in this page (worker.js runs YuNet
+// and the model with onnxruntime-web). Frames never leave the device. Each processed frame is shown with the
+// boxes computed for it (display 'computed'), so boxes stay on the faces however slowly frames are processed;
+// display 'latest' draws the last boxes over the live video instead (as before; kept for comparison). In the
+// app, the switch #where moves processing to the server (the Gradio stream beside this view); browsers without
+// WebAssembly are moved there automatically.
 //
 // The bar names the model the page runs; the app's model menu (with --feedback) switches it (reloadModel). With
 // --feedback, "wrong? pick the label" saves the largest face's correction (correct.js).
 //
 // Each processed frame records a User Timing measure 'fer-frame' from the camera frame's capture to its
-// drawn labels (performance.getEntriesByName('fer-frame')), with detail {workerMs, faces, full, backend}.
+// drawn labels (performance.getEntriesByName('fer-frame')), with detail {workerMs, faces, full, classified,
+// classifyEvery, backend, threads, display}. `view.shown` is what the stage shows now: {tracks, display, at}. The
+// root element gets a 'fer-faces' event per processed frame: detail {faces (recognize.js's Face, with faceId and
+// misses), captureTime, width, height}.
 
+import { Box } from './box.js';
 import { cameraError, cameraUnavailable, closeCamera, onFrames, openCamera } from './camera.js';
+import { absoluteUrls } from './config.js';
 import { CorrectionControl } from './correct.js';
 import { drawProbabilities, drawTimeline, drawTracks } from './draw.js';
+import { buildLiveView } from './markup.js';
+import { faceOf } from './recognize.js';
 import { hasWebAssembly } from './runtime.js';
 import { EmotionTimeline } from './timeline.js';
 
 export const DEVICE = 'this device', SERVER = 'the server';
 
-/** Start the live view in `root` (the app's #device-view markup). @param {HTMLElement} root
+/** Start the live view in `root` (its elements are added unless there: markup.js). @param {HTMLElement} root
  * @param {import('./recognize.js').LiveConfig & {modelBytes: number, timeline: {windowS: number, refreshS: number},
  *   colours: Object<string, string>}} config @returns {LiveView} */
 export function start(root, config) {
+  buildLiveView(root, config);
   const view = new LiveView(root, config);
   view.init();
   window.ferLive = view;  // for tests and the console
   return view;
 }
 
-/** Absolute URLs for the worker (its own base is its script's URL). */
-function absolute(config) {
-  const url = (u) => new URL(u, document.baseURI).href;
-  return { ...config, ortBase: url(config.ortBase), yunetUrl: url(config.yunetUrl), modelUrl: url(config.modelUrl) };
+/** A module worker running `url`; from another origin (a page using the modules of a site elsewhere, which must
+ * allow it: CORS), through a same-origin stub that imports it. @param {URL} url @returns {Worker} */
+function startWorker(url) {
+  if (url.origin === location.origin) return new Worker(url, { type: 'module' });
+  const stub = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
+  return new Worker(URL.createObjectURL(stub), { type: 'module' });
 }
 
-class LiveView {
+/** Absolute URLs for the worker (its own base is its script's URL). */
+function absolute(config) {
+  return absoluteUrls(config, document.baseURI);
+}
+
+/** One live view: its elements, its worker, the camera. */
+export class LiveView {
   constructor(root, config) {
     this.root = root;
     this.config = config;
@@ -50,6 +70,9 @@ class LiveView {
     this.worker = null;
     this.ready = null;
     this.backend = '';
+    this.threads = 1;
+    this.display = config.display || 'computed';  // 'computed': each frame with its own boxes; 'latest': see above
+    this.shown = null;    // what the stage shows: {tracks, display, at}
     this.running = false;
     this.stopFrames = null;
     this.latest = null;   // the newest camera frame: {seq, captureTime}
@@ -62,19 +85,23 @@ class LiveView {
     this.fetched = [];    // [URL, bytes] the worker downloaded (runtime, models)
   }
 
+  /** The app's switch between this device and the server, or null (the static site, <fer-camera>). */
+  get switch() { return document.querySelector('#where'); }
+
   init() {
-    document.querySelector('#where')?.addEventListener('change', () => this.onWhere(this.where()));
+    this.switch?.addEventListener('change', () => this.onWhere(this.where()));
     this.ui.start.addEventListener('click', () => (this.running ? this.stop() : this.run()));
     this.ui.facing.addEventListener('change', () => this.running && this.run());
     if (!hasWebAssembly()) {
-      this.fallBack('This browser cannot run WebAssembly, so frames are sent to the server and processed there.');
+      this.fallBack(this.switch ? 'This browser cannot run WebAssembly, so frames are sent to the server and processed there.'
+        : 'This browser cannot run WebAssembly with SIMD, which the live view needs; try a current Chrome, Edge, Firefox or Safari.');
       return;
     }
     this.ui.start.disabled = false;
     this.root.dataset.ready = 'true';
     const problem = cameraUnavailable();
-    this.say(problem || `Frames are processed on this device and never leave it. Press Start to load the model `
-      + `(${(this.config.modelBytes / 1e6).toFixed(1)} MB, once) and open the camera.`);
+    this.say(problem || `Frames are processed on this device and never leave it. Press Start to load the model`
+      + `${this.modelSize()}, once, and open the camera.`);
     this.onWhere(this.where());
   }
 
@@ -105,14 +132,21 @@ class LiveView {
 
   say(text) { this.ui.status.textContent = text; }
 
+  /** " (18.8 MB)" when the model's size is known. @returns {string} */
+  modelSize() {
+    return this.config.modelBytes ? ` (${(this.config.modelBytes / 1e6).toFixed(1)} MB)` : '';
+  }
+
+  /** Load the runtime and models in the worker (once). @returns {Promise<string>} the backend */
   ensureWorker() {
     if (this.ready) return this.ready;
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.worker = startWorker(new URL('./worker.js', import.meta.url));
     this.ready = new Promise((resolve, reject) => {
       this.worker.onmessage = (e) => {
         const m = e.data;
         if (m.type === 'ready') {
-          this.backend = m.backend; this.fetched = m.fetched; this.showModel(m.model); resolve(m.backend);
+          this.backend = m.backend; this.threads = m.threads; this.fetched = m.fetched; this.showModel(m.model);
+          resolve(m.backend);
         } else if (m.type === 'result') this.onResult(m);
         else if (m.rid !== undefined && this.requests.has(m.rid)) this.answer(m);
         else if (m.type === 'error') this.onError(m, reject);
@@ -149,6 +183,7 @@ class LiveView {
    * when its name changed; before Start, the name is shown and Start loads it. Returns the model's name.
    * @returns {Promise<string>} */
   async reloadModel() {
+    if (!this.config.modelInfoUrl) return this.modelName;  // a static site: its model is fixed
     let info;
     try {
       const response = await fetch(new URL(this.config.modelInfoUrl, document.baseURI).href, { cache: 'no-store' });
@@ -186,12 +221,13 @@ class LiveView {
   async run() {
     this.ui.start.disabled = true;
     try {
-      if (!this.backend) this.say(`Loading the model (${(this.config.modelBytes / 1e6).toFixed(1)} MB) and the runtime…`);
+      if (!this.backend) this.say(`Loading the model${this.modelSize()} and the runtime…`);
       try {
         await this.ensureWorker();
         await this.reloadModel();  // switched by another viewer's menu since this page loaded
       } catch (e) {
-        this.fallBack(`The model could not run in this browser (${e?.message || e}); frames go to the server.`);
+        this.fallBack(`The model could not run in this browser (${e?.message || e})`
+          + (this.switch ? '; frames go to the server.' : '.'));
         return;
       }
       this.stopFrames?.();
@@ -250,21 +286,62 @@ class LiveView {
     const captureTime = this.captures.get(m.id);
     this.captures.delete(m.id);
     this.busy = false;
-    if (!this.running) return;
+    if (!this.running) { m.bitmap?.close(); return; }
     const { classes, colours } = this.config;
-    drawTracks(this.ui.overlay, m.tracks, classes, colours, m.width, m.height, this.config.notSure);
+    const rule = this.config.notSure;
+    const computed = this.display === 'computed';
+    // on the frame they were computed for: where the face is on it (Track.shown); over the live video: as before
+    const tracks = computed ? m.tracks.map((t) => ({ ...t, box: t.shown })) : m.tracks;
+    const drawn = drawTracks(this.ui.overlay, tracks, classes, colours, m.width, m.height,
+      { frame: computed ? m.bitmap : null, fade: computed, rule });
+    m.bitmap?.close();
+    this.shown = { tracks: drawn, display: this.display, at: performance.now() };
     const main = m.tracks.reduce((b, t) => (!b || t.box.w * t.box.h > b.box.w * b.box.h ? t : b), null);
-    drawProbabilities(this.ui.probs, main && main.probs, classes, colours, main && main.quality, this.config.notSure);
+    drawProbabilities(this.ui.probs, main && main.probs, classes, colours, { quality: main && main.quality, rule });
     const end = performance.now();
     performance.measure('fer-frame', { start: captureTime, end,
       detail: { workerMs: m.ms, faces: m.tracks.length, full: m.full, classified: m.classified,
-        classifyEvery: m.classifyEvery, backend: this.backend } });
+        classifyEvery: m.classifyEvery, backend: this.backend, threads: this.threads, display: this.display } });
     this.timeline.add(main && main.probs, end / 1000);
     this.status(end, end - captureTime);
+    this.root.dispatchEvent(new CustomEvent('fer-faces', { detail: {
+      faces: tracks.map((t) => ({ ...faceOf(Box.from(t.box), t.probs, classes, t.id + 1, { quality: t.quality, rule }),
+        misses: t.misses })),
+      captureTime, width: m.width, height: m.height } }));
     if (this.timeline.due(end / 1000)) {
       drawTimeline(this.ui.plot, this.timeline.points, classes, colours, this.timeline.windowS, end / 1000);
     }
     this.send();
+  }
+
+  /** Every face of a photo, found and classified in the worker (nothing leaves the page): the photo's bitmap
+   * back (to draw) with its faces ({@link import('./recognize.js').Face}, boxes as plain objects).
+   * @param {Blob|ImageBitmap} photo
+   * @returns {Promise<{bitmap: ImageBitmap, width: number, height: number, faces: object[]}>} */
+  async analyzePhoto(photo) {
+    await this.ensureWorker();
+    const bitmap = photo instanceof ImageBitmap ? photo : await createImageBitmap(photo, { imageOrientation: 'from-image' });
+    const rid = this.nextRid++;
+    return new Promise((resolve, reject) => {
+      this.requests.set(rid, { resolve, reject });
+      this.worker.postMessage({ type: 'photo', rid, bitmap }, [bitmap]);
+    });
+  }
+
+  /** Settings for measuring (benchmarks/web_speed.py): classify tracked faces on every n-th frame (a number: fixed;
+   * 'budget': following the frame budget, the default) and stable ones on every n-th.
+   * @param {{classifyEvery?: number|'budget', stableEvery?: number}} options */
+  setOptions(options) {
+    this.worker?.postMessage({ type: 'options', ...options });
+  }
+
+  /** Stop the camera and the worker (the element left the page). */
+  close() {
+    this.stop();
+    this.worker?.terminate();
+    this.worker = null;
+    this.ready = null;
+    this.backend = '';
   }
 
   status(now, latency) {

@@ -4,6 +4,9 @@
 
 import { Box, pyRound } from './box.js';
 
+/** The new detection's weight in a track's smoothed box (fer.serving.tracking.Track.follow). */
+export const BOX_WEIGHT = 0.6;
+
 /** One tracked face (fer.tracking.Track). */
 export class Track {
   /** @param {number} id @param {Box} box @param {Float64Array|number[]} probs */
@@ -15,17 +18,28 @@ export class Track {
     this.detection = null;   // index of the box matched in the latest update
     this.last = box;         // the latest matched detection, as detected
     this.motion = [0, 0];    // its centre's move between the last two detections
+    this.quality = null;     // the latest classified detection's quality (set by recognize.js's VideoSession)
   }
 
   /** Where the face should be now: its last detection moved on by its last motion. @returns {Box} */
   get expected() { return this.last.shift(this.motion[0], this.motion[1]); }
+
+  /** Where to draw the face on the frame of the latest update: the smoothed box moved on by the smoothing's lag
+   * behind a face that keeps its last motion ((1 - w) / w of it), so a moving face's box stays on it however far
+   * it moves between processed frames; a track missed on that frame keeps its box. (The page's drawing only:
+   * the Python path draws every frame of a file, where the lag is a pixel or two.) @returns {Box} */
+  get shown() {
+    if (this.misses) return this.box;
+    const lag = (1 - BOX_WEIGHT) / BOX_WEIGHT;
+    return this.box.shift(pyRound(lag * this.motion[0]), pyRound(lag * this.motion[1]));
+  }
 
   /** Take `detection` as this face's new position. @param {Box} detection */
   follow(detection) {
     const [x0, y0] = this.last.center, [x1, y1] = detection.center;
     this.motion = [pyRound(x1 - x0), pyRound(y1 - y0)];
     this.last = detection;
-    this.box = blend(this.box, detection, 0.6);
+    this.box = blend(this.box, detection, BOX_WEIGHT);
   }
 }
 
