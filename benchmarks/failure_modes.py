@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from fer.core.fileio import write_json_atomic  # noqa: E402
+from fer.core.fileio import write_json_atomic
 
 #: Expressions the face shows with an open mouth (surprise; fear; anger when shouting).
 OPEN_MOUTH = ("surprise", "fear", "angry")

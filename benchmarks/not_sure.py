@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from fer.core.fileio import write_json_atomic  # noqa: E402
-from fer.evaluation.quality_faces import DEGRADED, SETS, quality_faces  # noqa: E402
-from fer.serving import quality  # noqa: E402
+from fer.core.fileio import write_json_atomic
+from fer.evaluation.quality_faces import DEGRADED, SETS, quality_faces
+from fer.serving import quality
 
-CONFIDENCE_GRID = [round(0.05 * i, 2) for i in range(0, 19)]  # 0 … 0.9
+CONFIDENCE_GRID = [round(0.05 * i, 2) for i in range(19)]  # 0 … 0.9
 QUALITY_GRID = [0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 0.9]
 STEP = 0.05
 GROUPS = {"plain": ["plain"], "crops (upright + tilted)": ["crops upright", "crops tilted"],
@@ -40,7 +39,7 @@ GROUPS = {"plain": ["plain"], "crops (upright + tilted)": ["crops upright", "cro
 
 def quality_values(measures: np.ndarray) -> np.ndarray:
     """Each face's quality by the limits in fer/serving/quality.py now."""
-    none = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
+    none = lambda v: None if np.isnan(v) else float(v)
     return np.array([min(quality.measure_scores(m[1], none(m[2]), none(m[3]), none(m[4]), m[5]).values())
                      for m in measures])
 

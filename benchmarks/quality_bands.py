@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from fer.core.fileio import write_json_atomic  # noqa: E402
-from fer.evaluation.quality_faces import DEGRADED, MEASURES, SETS, quality_faces  # noqa: E402
-from fer.serving import quality  # noqa: E402
+from fer.core.fileio import write_json_atomic
+from fer.evaluation.quality_faces import DEGRADED, MEASURES, SETS, quality_faces
+from fer.serving import quality
 
 #: Bins of each measure (edges; the last bin is open): where accuracy is read off to set the limits.
 MEASURE_BINS = {"size": [0, 16, 24, 32, 40, 48, 96], "score": [0, 0.7, 0.8, 0.85, 0.9],
@@ -37,7 +36,7 @@ def recomputed(measures: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Quality values and bands from the kept measures by the limits in fer/serving/quality.py now."""
     values, bands = [], []
     for _, size, score, roll, yaw, sharp in measures:
-        none = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
+        none = lambda v: None if np.isnan(v) else float(v)
         scores = quality.measure_scores(size, none(score), none(roll), none(yaw), sharp)
         values.append(min(scores.values()))
         bands.append(quality.band_of(values[-1]))
@@ -111,7 +110,7 @@ def summarise(sets: dict[str, dict[str, np.ndarray]]) -> dict:
 
 
 def limit_of(row: np.ndarray) -> str:
-    none = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
+    none = lambda v: None if np.isnan(v) else float(v)
     scores = quality.measure_scores(row[1], none(row[2]), none(row[3]), none(row[4]), row[5])
     return min(scores, key=scores.get)
 

@@ -1,12 +1,12 @@
 """Render docs/model_card.md from the model's card JSON, two `python -m fer.evaluate --json` outputs,
-the evaluation suite's PrivateTest table (docs/suite/private.md), the calibration reports (docs/results/calibration/),
+the evaluation suite's PrivateTest table (docs/results/suite/private.md), the calibration reports (docs/results/calibration/),
 the face-quality and "not sure" benchmarks (docs/results/quality_bands.json, docs/results/not_sure*.json) and the failure modes
 (docs/failure_modes.md).
 
-    python -m fer.evaluate --data data/fer2013/test --json docs/eval/test.json --cm docs/eval/confusion_matrix.png
-    python -m fer.evaluate --data data/fer2013/test --tta --json docs/eval/test_tta.json --cm docs/eval/confusion_matrix_tta.png
+    python -m fer.evaluate --data data/fer2013/test --json docs/results/eval/test.json --cm docs/results/eval/confusion_matrix.png
+    python -m fer.evaluate --data data/fer2013/test --tta --json docs/results/eval/test_tta.json --cm docs/results/eval/confusion_matrix_tta.png
     python -m fer.evaluate --suite --usage PrivateTest --model "v1 (shipped before)=OLD.onnx" \
-        --model "v2 (shipped now)=exports/fer2013_effnet_lite0.onnx" --json docs/suite/private.json
+        --model "v2 (shipped now)=exports/fer2013_effnet_lite0.onnx" --json docs/results/suite/private.json
     python -m fer.evaluate --calibrate --write --json docs/results/calibration/public.json       # fits; PublicTest report
     python -m fer.evaluate --calibrate --usage PrivateTest --json docs/results/calibration/private.json
     python benchmarks/quality_bands.py && python benchmarks/not_sure.py
@@ -88,10 +88,10 @@ def commands(card: dict) -> str:
 
 def suite_columns() -> str:
     """Which models the suite's PrivateTest table holds (its columns, the shipped model last), with a link to each
-    earlier model's FER-2013 figures where docs/eval/<version>/ keeps them."""
-    names = list(json.loads((ROOT / "docs/suite/private.json").read_text()))
+    earlier model's FER-2013 figures where docs/results/eval/<version>/ keeps them."""
+    names = list(json.loads((ROOT / "docs/results/suite/private.json").read_text()))
     earlier = [n.split()[0] for n in names[:-1]]
-    kept = [f"[`eval/{v}/`](eval/{v}/)" for v in earlier if (ROOT / "docs/eval" / v).is_dir()]
+    kept = [f"[`results/eval/{v}/`](results/eval/{v}/)" for v in earlier if (ROOT / "docs/results/eval" / v).is_dir()]
     figures = f"; their FER-2013 figures in {', '.join(kept)}" if kept else ""
     return f"The models shipped before ({', '.join(earlier)}{figures}) beside this one ({names[-1].split()[0]})."
 
@@ -112,7 +112,8 @@ def calibration_section() -> str:
            if "temperature" in alt else f"– | {alt['error']} | | ") + " |"
         for kind, alt in fitted["alternatives"].items())
     plain = private["cells"]["plain"]
-    own = plain["fer2013" if fitted["labels"] == "fer2013" else "ferplus"]["after"]["ece"]
+    own_cell = plain["fer2013" if fitted["labels"] == "fer2013" else "ferplus"]
+    own, floor, (low, high) = own_cell["after"]["ece"], own_cell["floor"], own_cell["after"]["ece_interval_90"]
     other = plain["ferplus" if fitted["labels"] == "fer2013" else "fer2013"]
     changed = sum(c[labels]["labels_changed"] for c in private["cells"].values() for labels in c)
     crowd = json.loads((ROOT / "docs/results/failure_modes.json").read_text())["precision_plain"]["ferplus"]
@@ -149,7 +150,13 @@ PublicTest: [`calibration/public.md`](results/calibration/public.md). Figures: [
 
 Issue 36's bar, ECE ≤ 0.03 on the plain PrivateTest faces against the labels fitted to: **{own:.3f}, {'met' if own <= 0.03 else 'not met'}**
 (PublicTest: {public['cells']['plain'][fitted['labels'] if fitted['labels'] != 'ferplus-votes' else 'ferplus']['after']['ece']:.3f});
-against the other set (FER+ majority) {other['before']['ece']:.3f} → {other['after']['ece']:.3f}.
+against the other set (FER+ majority) {other['before']['ece']:.3f} → {other['after']['ece']:.3f}. What one temperature can
+do here, measured: the lowest ECE any T reaches on these PrivateTest faces, even with T chosen on them (which the
+rules forbid), is **{floor['ece']:.3f}** (T = {floor['temperature']:.2f}), and the figure itself moves between {low:.3f} and {high:.3f} on
+bootstrap resamples of the same size (90%). PrivateTest's faces are a little easier than PublicTest's at the
+same confidence (accuracy {100 * own_cell['after']['accuracy']:.1f}% against {100 * public['cells']['plain']['fer2013']['after']['accuracy']:.1f}%), and a scalar fitted on PublicTest cannot
+know that. Reaching 0.03 with margin needs a better-calibrated model (the GPU recipe in docs/runs.md), not
+a different scalar.
 """
 
 
@@ -246,13 +253,13 @@ What this means, and what to do:
 
 def main() -> None:
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
-    plain = json.loads((ROOT / "docs/eval/test.json").read_text())
-    tta = json.loads((ROOT / "docs/eval/test_tta.json").read_text())
+    plain = json.loads((ROOT / "docs/results/eval/test.json").read_text())
+    tta = json.loads((ROOT / "docs/results/eval/test_tta.json").read_text())
     rel = DEFAULT_MODEL.relative_to(ROOT)
     rows = "\n".join(f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1-score']:.3f} | {m['support']} |"
                      for c, m in plain["per_class"].items())
     v = card["versions"]
-    suite = (ROOT / "docs/suite/private.md").read_text()
+    suite = (ROOT / "docs/results/suite/private.md").read_text()
     text = f"""# Model card: `{rel}`
 
 | | |
@@ -283,9 +290,9 @@ Per class (plain):
 |---|---|---|---|---|
 {rows}
 
-![confusion matrix](eval/confusion_matrix.png)
+![confusion matrix](results/eval/confusion_matrix.png)
 
-Figures: [`eval/test.json`](eval/test.json), [`eval/test_tta.json`](eval/test_tta.json).
+Figures: [`eval/test.json`](results/eval/test.json), [`eval/test_tta.json`](results/eval/test_tta.json).
 
 ## The evaluation suite, PrivateTest: the faces the app serves, both label sets
 
@@ -293,10 +300,10 @@ Figures: [`eval/test.json`](eval/test.json), [`eval/test_tta.json`](eval/test_tt
 as the app's YuNet crops them (upright and tilted 10–25°), each against FER-2013's single labels and the
 FER+ crowd's majority labels; the serving score is the mean balanced accuracy of the six cells
 (`python -m fer.evaluate --suite --usage PrivateTest`; PublicTest, which chose the model:
-[`suite/public.md`](suite/public.md)).
+[`suite/public.md`](results/suite/public.md)).
 
 {suite}
-Figures: [`suite/private.json`](suite/private.json). The ECE figures above are each model's own, before
+Figures: [`suite/private.json`](results/suite/private.json). The ECE figures above are each model's own, before
 calibration; the shipped model's calibrated ones are in the next section.
 
 {calibration_section()}

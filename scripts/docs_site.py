@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import tomllib
@@ -168,31 +167,25 @@ def link_folders(markdown: str, page_path: str, docs_dir: Path) -> str:
     return FOLDER_LINK.sub(to_index, markdown)
 
 
-#: docs/model_card.md is written by benchmarks/render_model_card.py, which still links the results' old folders
-#: (eval/, suite/); until it writes results/eval/ and results/suite/, its page is read with the new ones.
-MODEL_CARD_MOVED = (("](eval/", "](results/eval/"), ("](suite/", "](results/suite/"))
-
 
 PEERS_MARKER = "<!-- peers tables -->"
 
 
 def peers_tables(docs_dir: Path) -> str:
     """The tables of ``docs/results/peers.json`` as ``benchmarks/peers.py`` writes them."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import peers
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("peers", ROOT / "benchmarks" / "peers.py")
+    peers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peers)
     result = json.loads((docs_dir / "results" / "peers.json").read_text())
     return f"{peers.measured_table(result)}\n\n{peers.published_table(result)}"
 
 
 def on_page_markdown(markdown, page, config, **kwargs):
-    """Folder links lead to the folders' index pages; the model card's links follow the results' move; the peers
-    marker becomes its tables."""
+    """Folder links lead to the folders' index pages; the peers marker becomes its tables."""
     if PEERS_MARKER in markdown:
         markdown = markdown.replace(PEERS_MARKER, peers_tables(Path(config.docs_dir)))
-    if page.file.src_uri == "model_card.md":
-        for old, new in MODEL_CARD_MOVED:
-            markdown = markdown.replace(old, new)
     return link_folders(markdown, page.file.src_uri, Path(config.docs_dir))
 
 
@@ -224,8 +217,6 @@ def on_config(config, **kwargs):
     if pending and config.nav:
         log = logging.getLogger("mkdocs.hooks.docs_site").info
         config.nav = drop_pending(config.nav, pending, Path(config.docs_dir), log)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # this checkout's fer, as the API reference reads it
     return config
 
 

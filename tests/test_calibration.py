@@ -16,6 +16,7 @@ from fer.evaluation.calibration import (
     fit_temperature,
     reliability_bins,
     scaled_probabilities,
+    temperature_floor,
     write_calibration,
 )
 from fer.serving.model_files import ModelLoadError, load_predictor
@@ -45,6 +46,19 @@ def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with():
     fitted = fit_temperature(logits, targets)
     assert fitted == pytest.approx(truth, rel=0.05)
     assert cross_entropy(logits, targets, fitted) < cross_entropy(logits, targets, 1.0)
+
+
+def test_the_floor_finds_the_temperature_that_calibrates_and_bounds_every_other():
+    from fer.evaluation.suite import expected_calibration_error
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, (20000, 7))
+    drawn = [rng.choice(7, p=p) for p in scaled_probabilities(logits, 1.5)]
+    truth = np.eye(7)[drawn]
+    floor = temperature_floor(logits, truth)
+    assert floor["temperature"] == pytest.approx(1.5, rel=0.1) and floor["ece"] < 0.02
+    probs = scaled_probabilities(logits, 1.0)
+    assert floor["ece"] <= expected_calibration_error(probs, truth[np.arange(len(truth)), probs.argmax(1)] == 1)
 
 
 def test_reliability_bins_hold_every_face_once():
@@ -99,6 +113,8 @@ def test_calibrate_command_fits_reports_and_writes(tiny_model, tiny_csv, tmp_pat
     assert set(report["calibration"]["alternatives"]) == {"fer2013", "ferplus", "ferplus-votes"}
     plain = report["cells"]["plain"]["fer2013"]
     assert plain["n"] == 21 and plain["labels_changed"] == 0 and plain["before"]["accuracy"] == plain["after"]["accuracy"]
+    low, high = plain["after"]["ece_interval_90"]
+    assert 0 <= low <= high <= 1 and 0 <= plain["floor"]["ece"] <= plain["before"]["ece"] + 1e-9  # T = 1 is on the grid
     assert out.with_suffix(".reliability.png").stat().st_size > 0 and "ECE T = 1 → T" in out.with_suffix(".md").read_text()
     assert OnnxFacePredictor.load(model).temperature == pytest.approx(temperature)
     refused = run_cli("-m", "fer.evaluate", "--calibrate", "--model", str(tmp_path / "m.pkl"), "--csv", str(tiny_csv),

@@ -133,7 +133,7 @@ class CsvRows:
         """One CSV row per face of the frame, flushed."""
         if faces:
             self.writer.writerows({"frame": index, "time_s": round(time_s, 4), "face_id": f.face_id,
-                                   **self.face_row(f.box, f.probs)} for f in sorted(faces, key=lambda f: f.face_id))
+                                   **self.face_row(f)} for f in sorted(faces, key=lambda f: f.face_id))
             self.file.flush()
 
     def event(self, event: SourceEvent) -> None:
