@@ -165,6 +165,21 @@ def test_analyze_video_and_the_api_run_with_their_defaults(light_python, photo, 
     assert label == "happy" and int(rows) > 0 and complete == "True"
 
 
+def test_fer_web_builds_the_static_site_from_the_wheel(light_python, tmp_path, outside):
+    """Issue 34: the static site comes from the installed package alone (page, modules, runtime, both models)."""
+    site = tmp_path / "site"
+    result = run_light(light_python, "fer-web", "build", str(site), cwd=outside)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for needed in ("index.html", "sw.js", "manifest.json", "live/config.json", "live/fer.js", "live/worker.js",
+                   "models/fer2013_effnet_lite0.onnx", "models/yunet_n_dynamic.onnx"):
+        assert (site / needed).is_file(), needed
+    assert list((site / "vendor" / "onnxruntime-web").glob("*.wasm"))
+    config = json.loads((site / "live" / "config.json").read_text())
+    assert config["modelUrl"] == "../models/fer2013_effnet_lite0.onnx" and config["notSure"]
+    worker = (site / "sw.js").read_text()
+    assert "__FILES__" not in worker and "models/fer2013_effnet_lite0.onnx" in worker
+
+
 @pytest.mark.parametrize("args", [
     ("fer-analyze", "PHOTO", "--model", "PKL"),
     ("fer-app", "--model", "PKL"),
