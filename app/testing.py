@@ -24,13 +24,20 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
+def chromium_version() -> str:
+    """What ``chromium --version`` says (for a benchmark's record of its machine); "unknown" without Chromium."""
+    try:
+        return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
     """Uncompressed YUV4MPEG2 (4:2:0) that Chromium's fake camera plays in a loop."""
     h, w = frames[0].shape[:2]
     with open(path, "wb") as f:
         f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420\n".encode())
-        for frame in frames:
-            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+        f.writelines(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes() for frame in frames)
     return path
 
 

@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 
 from fer.serving.model_files import DEFAULT_ONNX
-from fer_app.testing import CHROMIUM, FLAGS, running_app, write_y4m
+from fer_app.testing import CHROMIUM, FLAGS, chromium_version, running_app, write_y4m
 
 #: The live view's frames: a 640×480 camera at 30 frames/s, the astronaut drifting 2 px a frame and back.
 CAMERA = (640, 480, 30)
@@ -85,12 +84,6 @@ def downloads(page) -> dict:
     files = {name.split("/fer-live/", 1)[1]: size for name, size in entries}
     return {"files": files, "total_bytes": sum(files.values())}
 
-
-def chromium_version() -> str:
-    try:
-        return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def main() -> int:

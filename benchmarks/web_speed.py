@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 
 from fer.serving.model_files import DEFAULT_ONNX
-from fer_app.testing import CHROMIUM, FLAGS, ProcessThrottle, renderer_pids, serving_folder, write_y4m
+from fer_app.testing import (
+    CHROMIUM,
+    FLAGS,
+    ProcessThrottle,
+    chromium_version,
+    renderer_pids,
+    serving_folder,
+    write_y4m,
+)
 
 #: when tracked faces are classified: every frame; following the frame budget (every 1 to 3 frames, as the worker
 #: adapts it: the page's schedule before this change); stable faces (the same label 3 times in a row) every 3rd or
@@ -178,12 +185,6 @@ def open_live_view(context, url: str):
     page.wait_for_function("performance.getEntriesByName('fer-frame').length > 20", timeout=180_000)
     return page
 
-
-def chromium_version() -> str:
-    try:
-        return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def markdown(result: dict) -> str:

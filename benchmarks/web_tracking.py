@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from fer_app.testing import (
     FLAGS,
     SAMPLE_SHOWN_JS,
     ProcessThrottle,
+    chromium_version,
     moving_face_clip,
     renderer_pids,
     serving_folder,
@@ -123,12 +123,6 @@ def markdown(result: dict) -> str:
     lines += ["", f"Bar (after: IoU median ≥ 0.7 at every throttle): {result['bars']}", ""]
     return "\n".join(lines)
 
-
-def chromium_version() -> str:
-    try:
-        return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def main() -> int:
