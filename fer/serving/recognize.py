@@ -147,9 +147,13 @@ class FaceRecognizer:
     def results(self, boxes: list[Box], crops: list[np.ndarray]) -> list[FaceResult]:
         """The faces in ``boxes`` (their ``crops`` cut by :meth:`crops`), classified in one forward pass, each
         with its quality and, by :attr:`rule`, whether it is not sure."""
+        return self.classified(boxes, crops)[1]
+
+    def classified(self, boxes: list[Box], crops: list[np.ndarray]) -> tuple[np.ndarray, list[FaceResult]]:
+        """:meth:`results` with the probabilities also as one ``(len(boxes), classes)`` array (the tracker's input)."""
         faces = [to_face(c) for c in crops]
         probs = self.predictor.predict_proba(faces)
-        return [self.result(b, p, face) for b, p, face in zip(boxes, probs, faces)]
+        return probs, [self.result(b, p, face) for b, p, face in zip(boxes, probs, faces)]
 
     def result(self, box: Box, probs: np.ndarray, face: np.ndarray) -> FaceResult:
         """One face: its probabilities, its quality from its box and 48×48 ``face``, and :attr:`rule`'s verdict."""
@@ -307,18 +311,17 @@ class VideoSession:
             return
         recognizer = self.recognizer
         crops = [recognizer.crops(frame, boxes) if boxes else [] for _, _, frame, boxes in pending]
-        results = recognizer.results([b for _, _, _, boxes in pending for b in boxes or []],
-                                     [c for cs in crops for c in cs])
+        probs, results = recognizer.classified([b for _, _, _, boxes in pending for b in boxes or []],
+                                               [c for cs in crops for c in cs])
+        probs = probs.astype(np.float64)  # what the tracker smooths, as the faces' float probabilities are
         used = 0
         for (index, timestamp_ms, frame, boxes), frame_crops in zip(pending, crops):
             if boxes is None:
                 answer(FrameResult(index, timestamp_ms, frame, [], self.tracker.live(), analysed=False))
                 continue
-            faces = results[used:used + len(boxes)]
+            faces, frame_probs = results[used:used + len(boxes)], probs[used:used + len(boxes)]
             used += len(boxes)
-            probs = np.array([[f.probs[c] for c in recognizer.classes] for f in faces], np.float64).reshape(
-                len(faces), len(recognizer.classes))
-            tracks = self.tracker.update(boxes, probs)
+            tracks = self.tracker.update(boxes, frame_probs)
             for track in tracks:
                 if track.detection is not None:
                     track.quality = faces[track.detection].quality
